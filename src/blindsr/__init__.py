@@ -28,7 +28,19 @@ _LAZY: dict[str, str] = {
     "get_training_preset": "blindsr.degradations.presets",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "DegradationParams",
+    "DegradationSpec",
+    "__version__",
+    "degrade",
+    "get_eval_preset",
+    "get_training_preset",
+    "imresize",
+    "psnr",
+    "sample_degradation",
+    "ssim",
+    "synthesize_lr",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from blindsr.degradations.apply import degrade, synthesize_lr

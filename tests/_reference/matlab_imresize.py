@@ -32,22 +32,17 @@ def resize_matrix(in_len: int, out_len: int, scale: float, border: str = "symmet
         u = i / scale + 0.5 * (1 - 1 / scale)
         left = math.floor(u - width / 2)
         idx = [left + p for p in range(taps)]
-        if antialias:
-            w = [scale * cubic(scale * (u - j)) for j in idx]
-        else:
-            w = [cubic(u - j) for j in idx]
+        w = [scale * cubic(scale * (u - j)) for j in idx] if antialias else [cubic(u - j) for j in idx]
         total = sum(w)
-        for j, wj in zip(idx, w):
-            if border == "symmetric":
-                k = mirror[(j - 1) % len(mirror)]
-            else:
-                k = min(max(j - 1, 0), in_len - 1)
+        for j, wj in zip(idx, w, strict=False):
+            k = mirror[(j - 1) % len(mirror)] if border == "symmetric" else min(max(j - 1, 0), in_len - 1)
             a[i - 1, k] += wj / total
     return a
 
 
-def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] | None = None,
-             border: str = "symmetric") -> np.ndarray:
+def imresize(
+    img: np.ndarray, scale: float | None = None, size: tuple[int, int] | None = None, border: str = "symmetric"
+) -> np.ndarray:
     """MATLAB ``imresize(img, scale)`` for an (H, W) or (H, W, C) float64 array."""
     h, w = img.shape[:2]
     if size is None:
@@ -62,4 +57,5 @@ def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] 
     x = img.astype(np.float64)
     if x.ndim == 2:
         return a_h @ x @ a_w.T
-    return np.einsum("ij,jkc,lk->ilc", a_h, x, a_w)
+    rows = np.einsum("ij,jkc->ikc", a_h, x)  # resize rows, then columns (two separable products)
+    return np.einsum("ikc,lk->ilc", rows, a_w)

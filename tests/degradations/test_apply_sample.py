@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from _reference import matlab_imresize as ref
 
+from _reference import matlab_imresize as ref
 from blindsr.degradations import (
     DegradationParams,
     DegradationSpec,
@@ -29,8 +29,11 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_training_preset_ranges() -> None:
-    for name, lo_hi, per in [("dmsr", (0.2, 3.0), "image"), ("mrda-iso-x4", (0.2, 4.0), "batch"),
-                             ("mrda-iso-x2", (0.2, 2.0), "batch")]:
+    for name, lo_hi, per in [
+        ("dmsr", (0.2, 3.0), "image"),
+        ("mrda-iso-x4", (0.2, 4.0), "batch"),
+        ("mrda-iso-x2", (0.2, 2.0), "batch"),
+    ]:
         spec = get_training_preset(name)
         deg = sample_degradation(spec.with_(per="image"), 4000, _gen())
         assert deg.kernel_sigma is not None
@@ -41,8 +44,8 @@ def test_training_preset_ranges() -> None:
     assert dmsr.noise_sigma.max() <= 75 and dmsr.noise_sigma.max() > 73 and dmsr.kernel_size == 15
     aniso = sample_degradation(get_training_preset("mrda-aniso-noise", per="image"), 4000, _gen())
     assert aniso.theta is not None and aniso.lambda1 is not None and aniso.lambda2 is not None
-    assert 0 <= aniso.theta.min() and aniso.theta.max() < math.pi and aniso.theta.max() > 3.0  # not the 0-1 deg bug
-    assert 0.2 <= aniso.lambda1.min() and aniso.lambda2.max() <= 4.0 and aniso.noise_sigma.max() <= 25
+    assert aniso.theta.min() >= 0 and aniso.theta.max() < math.pi and aniso.theta.max() > 3.0  # not the 0-1 deg bug
+    assert aniso.lambda1.min() >= 0.2 and aniso.lambda2.max() <= 4.0 and aniso.noise_sigma.max() <= 25
     assert aniso.kernel_size == 21
 
 

@@ -28,8 +28,16 @@ def test_iso15_centre_values(sigma: float, centre: float) -> None:
 
 @pytest.mark.parametrize(
     ("sigma", "centre"),
-    [(0.8, 0.248676), (1.2, 0.110524), (1.6, 0.062170), (1.8, 0.049122), (2.6, 0.023546), (3.2, 0.015573),
-     (3.6, 0.012365), (4.0, 0.010118)],
+    [
+        (0.8, 0.248676),
+        (1.2, 0.110524),
+        (1.6, 0.062170),
+        (1.8, 0.049122),
+        (2.6, 0.023546),
+        (3.2, 0.015573),
+        (3.6, 0.012365),
+        (4.0, 0.010118),
+    ],
 )
 def test_iso21_centre_values(sigma: float, centre: float) -> None:
     k = isotropic_gaussian_kernels(torch.tensor([sigma], dtype=torch.float64), 21)[0]
@@ -38,8 +46,10 @@ def test_iso21_centre_values(sigma: float, centre: float) -> None:
 
 def test_aniso_reference_values_and_orientation() -> None:
     k = anisotropic_gaussian_kernels(
-        torch.tensor([3.5], dtype=torch.float64), torch.tensor([1.5], dtype=torch.float64),
-        torch.tensor([math.radians(20)], dtype=torch.float64), 21,
+        torch.tensor([3.5], dtype=torch.float64),
+        torch.tensor([1.5], dtype=torch.float64),
+        torch.tensor([math.radians(20)], dtype=torch.float64),
+        21,
     )[0]
     expected = {(10, 10): 0.030362, (10, 11): 0.028536, (11, 10): 0.024834, (11, 11): 0.026226, (9, 11): 0.020771}
     for (r, c), v in expected.items():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _reference import matlab_imresize as ref
 
+from _reference import matlab_imresize as ref
 from blindsr.ops.resize import bicubic_downscale, bicubic_upscale, contributions, fold_index, imresize
 
 # interior taps of spec section 3.2, by |offset|
@@ -44,7 +44,7 @@ def test_interior_taps_match_spec(s: int) -> None:
     i = 8  # an interior output pixel
     centre = s * i + (s - 1) / 2
     offsets = idx[i].double() - centre
-    for off, wt in zip(offsets.tolist(), w[i].tolist()):
+    for off, wt in zip(offsets.tolist(), w[i].tolist(), strict=False):
         assert wt == pytest.approx(TAPS[s][int(abs(off) - (0.5 if s % 2 == 0 else 0))], abs=5e-9)
     assert float(w.sum(1).sub(1).abs().max()) < 1e-12
 
@@ -107,12 +107,14 @@ def test_fast_and_general_paths_agree() -> None:
 
     x = torch.rand(2, 3, 24, 36, dtype=torch.float64)
     fast = imresize(x, scale=0.25)
-    general = r._resize_axis_general(r._resize_axis_general(x, -2, 6, 0.25, True, "symmetric"), -1, 9, 0.25, True,
-                                     "symmetric")
+    general = r._resize_axis_general(
+        r._resize_axis_general(x, -2, 6, 0.25, True, "symmetric"), -1, 9, 0.25, True, "symmetric"
+    )
     assert torch.allclose(fast, general, atol=1e-12)
     up_fast = imresize(fast, scale=4)
-    up_general = r._resize_axis_general(r._resize_axis_general(fast, -2, 24, 4.0, True, "symmetric"), -1, 36, 4.0,
-                                        True, "symmetric")
+    up_general = r._resize_axis_general(
+        r._resize_axis_general(fast, -2, 24, 4.0, True, "symmetric"), -1, 36, 4.0, True, "symmetric"
+    )
     assert torch.allclose(up_fast, up_general, atol=1e-12)
 
 
@@ -120,8 +122,9 @@ def test_constant_stays_constant_and_linear_ramp_interior() -> None:
     x = torch.full((1, 3, 20, 20), 0.42, dtype=torch.float64)
     for s in (2, 3, 4):
         h = 20 // s * s
-        assert torch.allclose(imresize(x[..., :h, :h], scale=1 / s), torch.full((1, 3, h // s, h // s), 0.42,
-                                                                                dtype=torch.float64))
+        assert torch.allclose(
+            imresize(x[..., :h, :h], scale=1 / s), torch.full((1, 3, h // s, h // s), 0.42, dtype=torch.float64)
+        )
 
 
 def test_gradients_flow_and_match_finite_differences() -> None:

@@ -206,7 +206,9 @@ class EvalPreset:
         for s, settings in self.grid:
             if s == scale:
                 return settings
-        raise ValueError(f"preset {self.name!r} has no scale x{scale}; it has {', '.join(f'x{s}' for s in self.scales)}")
+        raise ValueError(
+            f"preset {self.name!r} has no scale x{scale}; it has {', '.join(f'x{s}' for s in self.scales)}"
+        )
 
     def cells(self, scales: tuple[int, ...] | None = None) -> Iterator[tuple[int, int, EvalSetting]]:
         """Every ``(scale, setting_index, setting)`` of the preset (optionally for some scales only)."""

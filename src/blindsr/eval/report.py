@@ -1,0 +1,139 @@
+"""Paper-style result tables: our cells beside the published numbers of the same preset, with differences.
+
+Tables are Markdown (readable in a terminal, pasteable into ``docs/results.md``): one row per setting of the preset
+(plus ``mean`` for Gaussian8-style presets), one column per (dataset, scale); below our rows, the paper's rows for
+the requested methods and our difference to one of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from blindsr.degradations.presets import EvalPreset
+from blindsr.eval.benchmark import CellResult
+from blindsr.eval.paper_results import PaperResult, paper_methods, paper_results
+
+__all__ = ["DEFAULT_COMPARE", "format_table", "paper_preset_name"]
+
+# the rows printed beside ours by default, per preset (the paper's method first)
+DEFAULT_COMPARE: dict[str, tuple[str, ...]] = {
+    "dmsr-grid": ("DMSR", "DMSR-nf", "IKC-vn"),
+    "dmsr-nf": ("DMSR-nf",),
+    "gaussian8": ("Bicubic", "MRDA_S", "DASR"),
+    "mrda-aniso": ("MRDA_S", "DASR"),
+}
+
+
+def paper_preset_name(preset: EvalPreset) -> str:
+    """The key of the preset's published numbers (``gaussian8.mrda`` shares ``gaussian8``'s)."""
+    base = preset.name.split(".")[0]
+    return "dmsr-grid" if base == "dmsr-nf" else base
+
+
+def _fmt(psnr: float | None, ssim: float | None) -> str:
+    if psnr is None:
+        return "–"
+    p = "inf" if math.isinf(psnr) else f"{psnr:.2f}"
+    return p if ssim is None else f"{p} / {ssim:.4f}"
+
+
+def _fmt_delta(ours: CellResult | None, theirs: PaperResult | None) -> str:
+    if ours is None or theirs is None or theirs.psnr is None:
+        return "–"
+    dp = ours.psnr - theirs.psnr
+    if theirs.ssim is None:
+        return f"{dp:+.2f}"
+    return f"{dp:+.2f} / {ours.ssim - theirs.ssim:+.4f}"
+
+
+def format_table(
+    cells: Sequence[CellResult],
+    preset: EvalPreset,
+    *,
+    compare: Sequence[str] | None = None,
+    delta_against: str | None = None,
+) -> str:
+    """Render cells as a Markdown table with paper rows.
+
+    Args:
+        cells: results of :func:`blindsr.eval.benchmark.evaluate` (one model).
+        preset: their preset.
+        compare: paper methods to print beside ours (default: :data:`DEFAULT_COMPARE` of the preset, filtered to
+            the methods the paper has). Unknown names are ignored with a note.
+        delta_against: the paper method our difference is computed against (default: the first compared method
+            that has a number in every one of our columns, else the first).
+
+    Returns:
+        The table, preceded by a header naming the model, preset, metric protocol and LR pipeline.
+    """
+    if not cells:
+        return "(no results)"
+    model = cells[0].model
+    columns = sorted({(c.dataset, c.scale) for c in cells}, key=lambda k: (k[1], _dataset_order(preset, k[0])))
+    columns = sorted(columns, key=lambda k: (_dataset_order(preset, k[0]), k[1]))
+    settings = [s.label for s in _settings_in_order(preset, [c.scale for c in cells])]
+    if any(c.setting == "mean" for c in cells):
+        settings.append("mean")
+    by_key = {(c.dataset, c.scale, c.setting): c for c in cells}
+    pkey = paper_preset_name(preset)
+    available = paper_methods(pkey)
+    wanted = list(compare) if compare is not None else list(DEFAULT_COMPARE.get(pkey, ()))
+    methods = [m for m in wanted if m in available]
+    missing = [m for m in wanted if m not in available]
+
+    pl = preset.pipeline
+    lines = [
+        f"model: {model} · preset: {preset.name} · metric protocol: {cells[0].metric_protocol} (PSNR dB / SSIM, Y)",
+        f"LR: {preset.kernel_size}x{preset.kernel_size} kernels, {pl.blur_padding} blur padding, "
+        f"{pl.bicubic_border} bicubic borders, {'8-bit' if pl.quantize else 'float (no clip, no rounding)'}",
+        "",
+    ]
+    header = ["setting", "row"] + [f"{d} x{s}" for d, s in columns]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] * len(header)) + "|")
+
+    def paper(method: str, d: str, s: int, setting: str) -> PaperResult | None:
+        hits = paper_results(pkey, method=method, dataset=d, scale=s, setting=setting)
+        return hits[0] if hits else None
+
+    for setting in settings:
+        ours_row = [by_key.get((d, s, setting)) for d, s in columns]
+        if all(c is None for c in ours_row):
+            continue
+        lines.append(
+            "| "
+            + " | ".join([setting, f"ours ({model})"] + [_fmt(c.psnr, c.ssim) if c else "–" for c in ours_row])
+            + " |"
+        )
+        row_methods = [m for m in methods if any(paper(m, d, s, setting) for d, s in columns)]
+        for m in row_methods:
+            vals = [paper(m, d, s, setting) for d, s in columns]
+            lines.append(
+                "| " + " | ".join(["", f"paper {m}"] + [_fmt(v.psnr, v.ssim) if v else "–" for v in vals]) + " |"
+            )
+        target = delta_against if delta_against in row_methods else (row_methods[0] if row_methods else None)
+        if target is not None:
+            deltas = [_fmt_delta(c, paper(target, d, s, setting)) for c, (d, s) in zip(ours_row, columns, strict=False)]
+            lines.append("| " + " | ".join(["", f"Δ vs {target}"] + deltas) + " |")
+    sources = sorted({r.source for m in methods for r in paper_results(pkey, method=m)})
+    if sources:
+        lines.append("")
+        lines.append("paper numbers: " + "; ".join(sources))
+    if missing:
+        lines.append(f"(no published numbers for: {', '.join(missing)})")
+    for note in preset.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _dataset_order(preset: EvalPreset, name: str) -> int:
+    lowered = [d.lower() for d in preset.datasets]
+    return lowered.index(name.lower()) if name.lower() in lowered else len(lowered)
+
+
+def _settings_in_order(preset: EvalPreset, scales: Sequence[int]):  # noqa: ANN202
+    seen: dict[str, object] = {}
+    for _, _, st in preset.cells(tuple(sorted(set(scales)))):
+        seen.setdefault(st.label, st)
+    return list(seen.values())
