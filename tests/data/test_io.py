@@ -17,7 +17,7 @@ from blindsr.data.io import (
     ImageWriteError,
     image_size,
     list_images,
-    quantize_uint8,
+    float_to_uint8,
     read_image,
     read_image_uint8,
     to_uint8,
@@ -321,10 +321,10 @@ def test_errors_pickle_with_their_message() -> None:
 
 def test_quantize_is_exact_on_the_uint8_grid_and_clips() -> None:
     levels = torch.arange(256, dtype=torch.float32)
-    assert torch.equal(quantize_uint8(levels / 255), levels.to(torch.uint8))
-    assert quantize_uint8(torch.tensor([-1.0, float("-inf"), 1.5, float("inf")])).tolist() == [0, 0, 255, 255]
+    assert torch.equal(float_to_uint8(levels / 255), levels.to(torch.uint8))
+    assert float_to_uint8(torch.tensor([-1.0, float("-inf"), 1.5, float("inf")])).tolist() == [0, 0, 255, 255]
     with pytest.raises(ValueError, match="NaN"):
-        quantize_uint8(torch.tensor([float("nan")]))
+        float_to_uint8(torch.tensor([float("nan")]))
 
 
 def test_quantize_rounds_half_away_from_zero_like_matlab() -> None:
@@ -335,7 +335,7 @@ def test_quantize_rounds_half_away_from_zero_like_matlab() -> None:
     x = x[exact_half]
     k = torch.arange(255)[exact_half]
     assert len(k) > 50 and (k % 2 == 0).any()  # plenty of ties, including ones round-half-even sends down
-    assert torch.equal(quantize_uint8(x).long(), k + 1)
+    assert torch.equal(float_to_uint8(x).long(), k + 1)
     assert not torch.equal(torch.round(x * 255).long(), k + 1)  # what naive rounding would have done
     assert np.array_equal(to_uint8(x.reshape(1, 1, -1))[0, :, 0], (k + 1).numpy())
 
@@ -344,7 +344,7 @@ def test_to_uint8_layout() -> None:
     image = torch.rand(3, 2, 5)
     hwc = to_uint8(image)
     assert hwc.shape == (2, 5, 3) and hwc.dtype == np.uint8 and hwc.flags.c_contiguous
-    assert np.array_equal(hwc, quantize_uint8(image).permute(1, 2, 0).numpy())
+    assert np.array_equal(hwc, float_to_uint8(image).permute(1, 2, 0).numpy())
     assert to_uint8(torch.rand(2, 5)).shape == (2, 5)
     with pytest.raises(ValueError):
         to_uint8(torch.rand(1, 3, 2, 5))

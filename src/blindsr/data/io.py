@@ -6,7 +6,7 @@ This module converts at the file boundary:
 - :func:`read_image` decodes any common image file (and ``.npy`` float arrays) to ``(3, H, W)`` float32 RGB;
   :func:`read_image_uint8` gives the same pixels as uint8, for compact caches.
 - :func:`write_image` writes a float tensor atomically, quantising 8-bit formats with MATLAB rounding.
-- :func:`quantize_uint8` / :func:`to_uint8` are that rounding, for metrics and caches.
+- :func:`float_to_uint8` / :func:`to_uint8` are that rounding, for metrics and caches.
 - :func:`list_images` / :func:`image_size` find images and read their sizes without decoding them.
 
 PIL is imported inside the functions that use it, so ``import blindsr.data.io`` pulls in torch and numpy only.
@@ -40,7 +40,7 @@ __all__ = [
     "ImageWriteError",
     "image_size",
     "list_images",
-    "quantize_uint8",
+    "float_to_uint8",
     "read_image",
     "read_image_uint8",
     "to_uint8",
@@ -155,7 +155,7 @@ def read_image_uint8(path: PathLike) -> Tensor:
 
     Same decoding rules as :func:`read_image` (gray → RGB, alpha dropped, EXIF orientation applied). 8-bit files
     give their stored pixels without any float round trip; 16-bit files and ``.npy`` arrays are quantised with
-    :func:`quantize_uint8` (MATLAB rounding, ``.npy`` values clipped to [0, 1]). For 8-bit files,
+    :func:`float_to_uint8` (MATLAB rounding, ``.npy`` values clipped to [0, 1]). For 8-bit files,
     ``read_image_uint8(p).float() / 255`` equals ``read_image(p)`` exactly.
 
     Args:
@@ -177,7 +177,7 @@ def read_image_uint8(path: PathLike) -> Tensor:
     pixels = _read_pixels(path)
     if pixels.dtype == np.uint8:
         return torch.from_numpy(_chw3(pixels))
-    return quantize_uint8(_pixels_to_float(pixels))
+    return float_to_uint8(_pixels_to_float(pixels))
 
 
 def _read_pixels(path: PathLike) -> np.ndarray:
@@ -391,7 +391,7 @@ def list_images(folder: PathLike, *, recursive: bool = False, include_npy: bool 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def quantize_uint8(image: Tensor) -> Tensor:
+def float_to_uint8(image: Tensor) -> Tensor:
     """Quantise a float image in ``[0, 1]`` to uint8 with MATLAB rounding, keeping shape and device.
 
     Computes ``floor(255 * clamp(x, 0, 1) + 0.5)``, i.e. round half away from zero as MATLAB's ``im2uint8`` does
@@ -408,7 +408,7 @@ def quantize_uint8(image: Tensor) -> Tensor:
         TypeError: `image` is not a floating-point tensor.
         ValueError: `image` contains NaN.
 
-    >>> quantize_uint8(torch.tensor([-0.5, 0.0, 2.5 / 255, 3.5 / 255, 1.0, 7.0]))
+    >>> float_to_uint8(torch.tensor([-0.5, 0.0, 2.5 / 255, 3.5 / 255, 1.0, 7.0]))
     tensor([  0,   0,   3,   4, 255, 255], dtype=torch.uint8)
     """
     if not isinstance(image, Tensor) or not image.is_floating_point():
@@ -423,7 +423,7 @@ def quantize_uint8(image: Tensor) -> Tensor:
 def to_uint8(image: Tensor) -> np.ndarray:
     """Convert a ``(C, H, W)`` or ``(H, W)`` float image in ``[0, 1]`` to a uint8 HWC numpy array.
 
-    Uses the MATLAB rounding of :func:`quantize_uint8`. The tensor may live on any device.
+    Uses the MATLAB rounding of :func:`float_to_uint8`. The tensor may live on any device.
 
     Args:
         image: ``(C, H, W)`` (usually C = 3) or ``(H, W)`` floating tensor.
@@ -438,7 +438,7 @@ def to_uint8(image: Tensor) -> np.ndarray:
     """
     if not isinstance(image, Tensor) or image.ndim not in (2, 3):
         raise ValueError(f"expected a (C, H, W) or (H, W) tensor, got {_describe(image)}")
-    quantised = quantize_uint8(image.detach()).cpu()
+    quantised = float_to_uint8(image.detach()).cpu()
     if quantised.ndim == 3:
         quantised = quantised.permute(1, 2, 0)
     return np.ascontiguousarray(quantised.numpy())
