@@ -47,8 +47,11 @@ def test_pil_only_in_data_io_and_demo() -> None:
     for path in SRC.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            )
             if any(n.split(".")[0] == "PIL" for n in names):
                 users.append(str(path.relative_to(SRC)))
     assert set(users) <= {"data/io.py", "demo.py"}, users

@@ -102,20 +102,36 @@ def test_arbitrary_factors_and_sizes(scale: float | None, size: tuple[int, int] 
     assert np.abs(got - expected).max() < 1e-12
 
 
-def test_fast_and_general_paths_agree() -> None:
+def test_dense_gather_and_interpolate_recipes_agree() -> None:
+    """Three ways to compute MATLAB bicubic: our dense matrices, our tap gather, and the spec's torch recipe
+    (fold-pad + ``F.interpolate(antialias=True)`` + crop)."""
+    import torch.nn.functional as F
+
     from blindsr.ops import resize as r
 
     x = torch.rand(2, 3, 24, 36, dtype=torch.float64)
-    fast = imresize(x, scale=0.25)
-    general = r._resize_axis_general(
-        r._resize_axis_general(x, -2, 6, 0.25, True, "symmetric"), -1, 9, 0.25, True, "symmetric"
+    dense = imresize(x, scale=0.25)
+    gather = r._resize_axis_gather(
+        r._resize_axis_gather(x, -2, 6, 0.25, True, "symmetric"), -1, 9, 0.25, True, "symmetric"
     )
-    assert torch.allclose(fast, general, atol=1e-12)
-    up_fast = imresize(fast, scale=4)
-    up_general = r._resize_axis_general(
-        r._resize_axis_general(fast, -2, 24, 4.0, True, "symmetric"), -1, 36, 4.0, True, "symmetric"
+    xp = x.index_select(-2, fold_index(24, 8)).index_select(-1, fold_index(36, 8))
+    recipe = F.interpolate(xp, size=(10, 13), mode="bicubic", antialias=True, align_corners=False)[..., 2:-2, 2:-2]
+    assert torch.allclose(dense, gather, atol=1e-12)
+    assert torch.allclose(dense, recipe, atol=1e-12)
+    up = imresize(dense, scale=4)
+    up_gather = r._resize_axis_gather(
+        r._resize_axis_gather(dense, -2, 24, 4.0, True, "symmetric"), -1, 36, 4.0, True, "symmetric"
     )
-    assert torch.allclose(up_fast, up_general, atol=1e-12)
+    assert torch.allclose(up, up_gather, atol=1e-12)
+
+
+def test_long_axes_use_the_gather_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindsr.ops import resize as r
+
+    x = torch.rand(1, 3, 30, 44, dtype=torch.float64)
+    expected = imresize(x, scale=0.5)
+    monkeypatch.setattr(r, "_DENSE_LIMIT", 10)
+    assert torch.allclose(imresize(x, scale=0.5), expected, atol=1e-12)
 
 
 def test_constant_stays_constant_and_linear_ramp_interior() -> None:
