@@ -251,3 +251,37 @@ def test_help_is_useful(capsys: pytest.CaptureFixture[str]) -> None:
             main([cmd, "--help"])
         assert e.value.code == 0
         assert len(capsys.readouterr().out) > 300
+
+
+def test_metrics_with_lpips_from_a_weights_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--lpips alex` loads weights through the normal resolution (here: BLINDSR_LPIPS_WEIGHTS) and reports them."""
+    from safetensors.torch import save_file
+
+    from blindsr.data.io import write_image
+    from blindsr.metrics.lpips import LPIPS
+
+    weights = tmp_path / "lpips_alex.safetensors"
+    save_file({k: v.contiguous() for k, v in LPIPS(net="alex", pretrained=False).state_dict().items()}, weights)
+    monkeypatch.setenv("BLINDSR_LPIPS_WEIGHTS", str(weights))
+    hr_dir = _make_set(tmp_path, size=(64, 64), gray=False)
+    sr_dir = tmp_path / "sr"
+    for path in sorted(hr_dir.glob("*.png")):
+        write_image(sr_dir / path.name, torch.rand(3, 64, 64))
+    js = tmp_path / "m.json"
+    assert main(["metrics", str(sr_dir), str(hr_dir), "--scale", "2", "--lpips", "alex", "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    assert all(r["lpips"] > 0 for r in data["images"].values()) and data["mean"]["lpips"] > 0
+    assert "LPIPS-alex" in capsys.readouterr().out
+
+
+def test_metrics_lpips_without_weights_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BLINDSR_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.setenv("BLINDSR_HOME", str(tmp_path / "empty-home"))
+    hr_dir = _make_set(tmp_path, size=(48, 48))
+    assert main(["metrics", str(hr_dir), str(hr_dir), "--scale", "2", "--lpips", "vgg"]) == 2
+    err = capsys.readouterr().err
+    assert "lpips-convert" in err and "Traceback" not in err

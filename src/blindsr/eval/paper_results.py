@@ -9,7 +9,7 @@ tables (``docs/specs/dmsr.md`` §7, ``docs/specs/mrda.md`` §7). Look records up
 
 Presets, setting labels and sources
 -----------------------------------
-``dmsr-grid`` (DMSR, Yang et al., arXiv 2207.00943, Table 1): Set5 / Set14 / B100 at ×2, ×3, ×4, isotropic
+``dmsr-grid`` (DMSR, arXiv 2207.00943, Table 1): Set5 / Set14 / B100 at ×2, ×3, ×4, isotropic
   15×15 Gaussian σk ∈ {0.2, 1.3, 2.6} × AWGN σn ∈ {15, 50}, labels ``"k0.2-n15"`` … ``"k2.6-n50"``; plus the
   noise-free setting ``"k0.2-n0"`` (the protocols' ``dmsr-nf`` preset). All 40 rows × 9 columns of Table 1:
   ZSSR, IKC, SFM, IKC-vn, SFM-vn and DMSR on the six noisy settings, and ZSSR, IKC, SFM and DMSR-nf noise-free.
@@ -65,7 +65,7 @@ class PaperResult:
     """One published number: a method's PSNR / SSIM on one dataset, scale and setting of an evaluation preset."""
 
     method: str  # as printed in the paper, e.g. "DMSR", "DMSR-nf", "IKC-vn", "MRDA_S", "DASR", "Bicubic"
-    source: str  # e.g. "DMSR (Yang et al., arXiv 2207.00943) Table 1", "MRDA (Xia et al., TIP 2023) Table II"
+    source: str  # e.g. "DMSR (arXiv 2207.00943) Table 1", "MRDA (Xia et al., TIP 2023) Table II"
     preset: str  # evaluation preset name: "dmsr-grid", "gaussian8", "mrda-aniso", "dasr-iso", ...
     dataset: str  # "Set5", "Set14", "B100", "Urban100", "Manga109"
     scale: int
@@ -75,7 +75,7 @@ class PaperResult:
     note: str = ""
 
 
-_DMSR = "DMSR (Yang et al., arXiv 2207.00943)"
+_DMSR = "DMSR (arXiv 2207.00943)"
 _MRDA = "MRDA (Xia et al., TIP 2023)"
 
 # ---------------------------------------------------------------------------------------------------------------
