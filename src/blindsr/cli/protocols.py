@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         color = "MATLAB BT.601 Y" + (" rounded" if m.round_y else "") if m.color != "rgb" else "RGB"
         print(f"  {n:<12} {color}, {crop}, {'8-bit' if m.quantize_uint8 else 'float'} images, per-image mean")
     print("\nTraining degradation presets:")
-    for n, s in TRAINING_PRESETS.items():
-        print(f"  {n:<17} {_spec_line(s)}")
+    for n, spec in TRAINING_PRESETS.items():
+        print(f"  {n:<17} {_spec_line(spec)}")
     return 0
 
 

@@ -18,7 +18,9 @@ __all__ = ["anisotropic_gaussian_kernels", "delta_kernels", "isotropic_gaussian_
 _EPS = torch.finfo(torch.float64).eps
 
 
-def kernel_grid(size: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
+def kernel_grid(
+    size: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) coordinate grids of shape (size, size): x varies along columns, y along rows.
 
     >>> x, y = kernel_grid(3)
@@ -39,7 +41,9 @@ def _normalise(logits: torch.Tensor) -> torch.Tensor:
     return k / k.sum(dim=(-2, -1), keepdim=True)
 
 
-def delta_kernels(batch: int, size: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+def delta_kernels(
+    batch: int, size: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(batch, size, size) identity kernels (a single 1 at the centre).
 
     >>> delta_kernels(1, 3)[0].tolist()

@@ -142,12 +142,12 @@ class DegradationParams:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> DegradationParams:
         """Move every tensor to `device` (and floating tensors to `dtype`)."""
-        changes = {}
+        changes: dict[str, object] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
                 changes[f.name] = v.to(device=device, dtype=dtype if dtype is not None else v.dtype)
-        return replace(self, **changes)
+        return replace(self, **changes)  # type: ignore[arg-type]
 
     def describe(self) -> list[dict[str, float]]:
         """Per-sample parameters as plain floats (theta in degrees), for logs and JSON."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from blindsr.degradations.presets import EvalPreset
+from blindsr.degradations.presets import EvalPreset, EvalSetting
 from blindsr.eval.benchmark import CellResult
 from blindsr.eval.paper_results import PaperResult, paper_methods, paper_results
 
@@ -70,8 +70,7 @@ def format_table(
     if not cells:
         return "(no results)"
     model = cells[0].model
-    columns = sorted({(c.dataset, c.scale) for c in cells}, key=lambda k: (k[1], _dataset_order(preset, k[0])))
-    columns = sorted(columns, key=lambda k: (_dataset_order(preset, k[0]), k[1]))
+    columns = sorted({(c.dataset, c.scale) for c in cells}, key=lambda k: (_dataset_order(preset, k[0]), k[1]))
     settings = [s.label for s in _settings_in_order(preset, [c.scale for c in cells])]
     if any(c.setting == "mean" for c in cells):
         settings.append("mean")
@@ -132,8 +131,8 @@ def _dataset_order(preset: EvalPreset, name: str) -> int:
     return lowered.index(name.lower()) if name.lower() in lowered else len(lowered)
 
 
-def _settings_in_order(preset: EvalPreset, scales: Sequence[int]):  # noqa: ANN202
-    seen: dict[str, object] = {}
+def _settings_in_order(preset: EvalPreset, scales: Sequence[int]) -> list[EvalSetting]:
+    seen: dict[str, EvalSetting] = {}
     for _, _, st in preset.cells(tuple(sorted(set(scales)))):
         seen.setdefault(st.label, st)
     return list(seen.values())

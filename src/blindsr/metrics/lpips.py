@@ -92,7 +92,7 @@ def default_weights_dir() -> Path:
     return Path(home).expanduser() / "lpips"
 
 
-def _missing_message(net: str, looked_at: Path, reason: str) -> str:
+def _missing_message(net: LpipsNet, looked_at: Path, reason: str) -> str:
     out_dir = default_weights_dir()
     return (
         f"LPIPS weights for net={net!r} not found: {reason} ({looked_at}). blindsr never downloads weights; "
@@ -103,7 +103,7 @@ def _missing_message(net: str, looked_at: Path, reason: str) -> str:
     )
 
 
-def _file_in(path: Path, net: str, reason: str) -> Path:
+def _file_in(path: Path, net: LpipsNet, reason: str) -> Path:
     if path.is_dir():
         path = path / weights_filename(net)
     if not path.is_file():
@@ -216,6 +216,9 @@ class LPIPS(nn.Module):
         torch.Size([2])
     """
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(
         self,
         *,
@@ -253,6 +256,7 @@ class LPIPS(nn.Module):
             # Real LPIPS heads are non-negative; keep that so random-init distances are >= 0 too.
             with torch.no_grad():
                 for lin in self.lins:
+                    assert isinstance(lin, nn.Conv2d)
                     lin.weight.abs_()
         self.requires_grad_(False)
         self.eval()
