@@ -16,6 +16,10 @@ FORBIDDEN = {
     "metrics": {"degradations", "data", "eval", "cli", "nets", "methods", "engine", "zoo"},
     "data": {"metrics", "eval", "cli", "nets", "methods", "engine", "zoo"},
     "eval": {"cli", "methods", "engine"},
+    "engine": {"methods", "nets", "cli", "zoo"},
+    "nets": {"degradations", "data", "metrics", "eval", "engine", "methods", "cli", "config"},
+    "methods": {"engine", "cli", "eval"},
+    "config": {"ops", "degradations", "metrics", "data", "eval", "engine", "nets", "methods", "cli"},
 }
 
 

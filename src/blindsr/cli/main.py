@@ -20,6 +20,7 @@ _COMMANDS = (
     "blindsr.cli.metrics",
     "blindsr.cli.protocols",
     "blindsr.cli.evaluate",
+    "blindsr.cli.train",
     "blindsr.cli.demo",
     "blindsr.cli.lpips_convert",
 )
@@ -30,6 +31,7 @@ _EPILOG = """examples:
   blindsr degrade HR/ -o cells/ --preset dmsr-grid    every cell of a preset, with a JSON index
   blindsr metrics SR/ HR/ --scale 4 --json m.json     PSNR/SSIM on MATLAB Y, crop = scale
   blindsr eval -m bicubic --protocol gaussian8-x4 --data-root DATA
+  blindsr train configs/toy/x2.yaml                   train (resumable: --resume RUN_DIR; DDP: torchrun)
   blindsr demo -o demo_output
 
 Run `blindsr COMMAND --help` for the options of a command."""
@@ -72,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"blindsr {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except Exception as e:  # image decoding errors etc. keep their one-line message
-        if os.environ.get("BLINDSR_DEBUG") or type(e).__name__ not in ("ImageReadError", "ImageWriteError"):
+        user_facing = ("ImageReadError", "ImageWriteError", "NonFiniteLossError", "CheckpointError")
+        if os.environ.get("BLINDSR_DEBUG") or type(e).__name__ not in user_facing:
             raise
         print(f"blindsr {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 Training presets (:func:`get_training_preset`) are `DegradationSpec` objects:
 
 ========================  ==================================================================================
+``bicubic``               no blur, no noise: plain MATLAB bicubic downscaling (classic non-blind SR)
 ``dmsr``                  DMSR: iso 15x15, sigma_k ~ U[0.2, 3.0], sigma_n ~ U[0, 75], per image, replicate blur
                           padding, float LR (no clip/round)
 ``mrda-iso-x4``           MRDA classic x4: iso 21x21, sigma ~ U[0.2, 4.0], noise-free, per batch (MAML task),
@@ -56,6 +57,9 @@ _UINT8_REFLECT = Pipeline(blur_padding="reflect", bicubic_border="symmetric", cl
 
 TRAINING_PRESETS: Final[Mapping[str, DegradationSpec]] = MappingProxyType(
     {
+        "bicubic": DegradationSpec(
+            kernel_size=15, kernel="none", noise=(0.0, 0.0), per="image", pipeline=_FLOAT_REPLICATE
+        ),
         "dmsr": DegradationSpec(
             kernel_size=15, kernel="iso", sigma=(0.2, 3.0), noise=(0.0, 75.0), per="image", pipeline=_FLOAT_REPLICATE
         ),

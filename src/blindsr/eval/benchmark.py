@@ -117,6 +117,7 @@ def evaluate(
     model_name: str = "model",
     device: torch.device | str = "cpu",
     progress: bool = True,
+    max_images: int = 0,
 ) -> list[CellResult]:
     """Score `model` on every cell of `preset` for the given datasets and scales.
 
@@ -130,6 +131,7 @@ def evaluate(
         model_name: recorded with every result.
         device: where degradation and model run; metrics are computed in float64 on the same device.
         progress: show a progress bar (stderr).
+        max_images: score only the first N images of each set (0 = all); for quick validation during training.
 
     Returns:
         One `CellResult` per (dataset, scale, setting) and, for ``over_settings`` presets, one ``"mean"`` cell per
@@ -155,14 +157,19 @@ def evaluate(
         preset.settings_for(s)  # validates
     dev = torch.device(device)
     sets = {(d, s): BenchmarkSet(root=root, name=d, scale=s) for d in datasets for s in run_scales}
-    total = sum(len(bs) * len(preset.settings_for(s)) for (_, s), bs in sets.items())
+
+    def count(bench: BenchmarkSet) -> int:
+        return min(len(bench), max_images) if max_images > 0 else len(bench)
+
+    total = sum(count(bs) * len(preset.settings_for(s)) for (_, s), bs in sets.items())
     bar = tqdm(total=total, desc=f"{model_name} on {preset.name}", unit="img", disable=not progress, leave=False)
     results: list[CellResult] = []
     try:
         for (_dataset, scale), bench in sets.items():
             settings = preset.settings_for(scale)
             per_setting: list[dict[str, tuple[float, float]]] = [{} for _ in settings]
-            for item in bench:
+            for index in range(count(bench)):
+                item = bench[index]
                 hr = item.hr.to(dev).unsqueeze(0)
                 for i, _setting in enumerate(settings):
                     lr = preset.degrade(hr, scale=scale, setting_index=i, dataset=bench.dataset_name, stem=item.name).lr

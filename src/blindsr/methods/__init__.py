@@ -1,0 +1,46 @@
+"""Training methods: a literal registry from ``method.name`` to a builder taking the experiment config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from blindsr.config.schema import ExperimentConfig
+from blindsr.types import Method
+
+
+def _build_toy(cfg: ExperimentConfig) -> Method:
+    from blindsr.config.loader import from_dict
+    from blindsr.degradations.presets import get_training_preset
+    from blindsr.methods.toy import ToyOptions, ToySRMethod
+
+    options = from_dict(ToyOptions, cfg.method.options, path="method.options")
+    spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
+    return ToySRMethod(scale=cfg.method.scale, degradation=spec, options=options)
+
+
+METHODS: Final[Mapping[str, Callable[[ExperimentConfig], Method]]] = {"toy": _build_toy}
+
+
+def build_method(cfg: ExperimentConfig) -> Method:
+    """The method named by ``cfg.method.name``, built from its config.
+
+    Initial weights are a function of ``cfg.seed`` only (the global RNG is forked, not consumed), so every DDP
+    rank and every rerun starts from the same weights.
+    """
+    if cfg.method.name not in METHODS:
+        import difflib
+
+        hits = difflib.get_close_matches(cfg.method.name, list(METHODS), n=1)
+        hint = f" (did you mean {hits[0]!r}?)" if hits else ""
+        raise KeyError(f"unknown method {cfg.method.name!r}{hint}; known: {', '.join(METHODS)}")
+    import torch
+
+    from blindsr.degradations.noise import derive_seed
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed("init", cfg.seed))
+        return METHODS[cfg.method.name](cfg)
+
+
+__all__ = ["METHODS", "build_method"]

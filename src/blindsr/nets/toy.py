@@ -1,0 +1,46 @@
+"""ToySR: a small residual SR network with a bicubic skip, for tests, the engine's examples and CPU smoke runs.
+
+Not a paper model: head conv, ``n_blocks`` residual blocks (conv-ReLU-conv), PixelShuffle upsampler, tail conv,
+plus MATLAB-bicubic upscaling of the input, so a network with zero output is exactly bicubic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from blindsr.ops.resize import bicubic_upscale
+
+__all__ = ["ToySR"]
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, n_feats: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ToySR(nn.Module):
+    """A small SR network: ``sr = tail(upsample(body(head(lr)))) + bicubic(lr)``."""
+
+    def __init__(self, *, scale: int, n_feats: int = 32, n_blocks: int = 4) -> None:
+        super().__init__()
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.scale = scale
+        self.head = nn.Conv2d(3, n_feats, 3, padding=1)
+        self.body = nn.Sequential(*(_ResBlock(n_feats) for _ in range(n_blocks)))
+        self.upsample = nn.Sequential(nn.Conv2d(n_feats, n_feats * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.tail = nn.Conv2d(n_feats, 3, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # start as bicubic
+        assert self.tail.bias is not None
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        feats = self.head(lr)
+        return self.tail(self.upsample(self.body(feats) + feats)) + bicubic_upscale(lr, self.scale)
