@@ -285,3 +285,26 @@ def test_metrics_lpips_without_weights_is_a_clear_error(
     assert main(["metrics", str(hr_dir), str(hr_dir), "--scale", "2", "--lpips", "vgg"]) == 2
     err = capsys.readouterr().err
     assert "lpips-convert" in err and "Traceback" not in err
+
+
+def test_eval_max_images(tmp_path: Path) -> None:
+    _make_set(tmp_path, name="Set5", n=3, size=(48, 48))
+    js = tmp_path / "e.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--protocol",
+                "dmsr-nf-x2",
+                "--data-root",
+                str(tmp_path),
+                "--max-images",
+                "2",
+                "--json",
+                str(js),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert [r["n_images"] for r in json.loads(js.read_text())] == [2]

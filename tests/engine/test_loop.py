@@ -183,3 +183,46 @@ def test_ddp_two_cpu_processes_keep_weights_identical(tmp_path: Path) -> None:
     initial = build_method(_cfg(tmp_path)).networks.state_dict()
     assert any(not torch.equal(a[k], initial[k]) for k in a if "tail" in k)
     assert (tmp_path / "run" / "final" / "networks.safetensors").is_file()  # rank 0 saved
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"train__precision": "bf16"},
+        {"train__channels_last": True},
+        {
+            "train__scheduler": {"name": "multistep", "milestones": [2], "gamma": 0.5},
+            "train__optimizer": {"name": "sgd"},
+        },
+        {"data__on_device": True, "train__ema_decay": 0.0, "train__grad_clip": 0.0, "train__accumulate": 1},
+    ],
+)
+def test_speed_and_schedule_options_train(tmp_path: Path, changes: dict[str, Any]) -> None:
+    cfg = _cfg(tmp_path, train__total_steps=3, **changes)
+    result = fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
+    assert result.steps == 3 and np.isfinite(result.final_loss)
+
+
+def test_fp16_on_cpu_is_refused(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, train__precision="fp16")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
+
+
+def test_learning_rate_follows_the_schedule(tmp_path: Path) -> None:
+    cfg = _cfg(
+        tmp_path,
+        train__total_steps=4,
+        train__accumulate=1,
+        log__every=1,
+        train__scheduler={"name": "multistep", "milestones": [2], "gamma": 0.1},
+    )
+    fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
+    import json
+
+    lrs = [
+        r["lr"]
+        for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())
+        if r["kind"] == "train"
+    ]
+    assert lrs == pytest.approx([1e-3, 1e-4, 1e-4, 1e-4])  # logged after each step's scheduler update

@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compare", nargs="*", help="paper methods to print beside ours (default: the preset's headline methods)"
     )
+    p.add_argument(
+        "--max-images",
+        "--max_images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="score only the first N images of each dataset (quick checks; default: all)",
+    )
     p.add_argument("--json", metavar="FILE", help="write one record per cell as JSON")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         model_name=args.model,
         device=torch.device(args.device),
         progress=not args.quiet,
+        max_images=args.max_images,
     )
     elapsed = time.perf_counter() - t0
     print(format_table(cells, preset, compare=args.compare))
