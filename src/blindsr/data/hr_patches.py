@@ -85,19 +85,7 @@ class HRPatchDataset(Dataset[Tensor]):
             raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
-        folder_list = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
-        if not folder_list:
-            raise ValueError("folders is empty: give at least one folder of training images")
-
-        paths: list[Path] = []
-        for folder in folder_list:
-            found = list_images(folder)
-            if not found:
-                extensions = ", ".join(f"*{suffix}" for suffix in IMAGE_EXTENSIONS)
-                raise FileNotFoundError(f"no training images ({extensions}) in {folder}")
-            paths.extend(found)
-
-        paths = self._drop_small(paths, patch_size=patch_size, skip_small=skip_small)
+        paths = collect_training_images(folders, patch_size=patch_size, skip_small=skip_small, owner="HRPatchDataset")
 
         self._paths = tuple(paths)
         self._patch_size = patch_size
@@ -168,23 +156,49 @@ class HRPatchDataset(Dataset[Tensor]):
             self._worker_seed = info.seed
         return self._generator
 
-    @staticmethod
-    def _drop_small(paths: list[Path], *, patch_size: int, skip_small: bool) -> list[Path]:
-        sizes = [image_size(path) for path in paths]  # header only: cheap
-        small = [(path, h, w) for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) < patch_size]
-        if not small:
-            return paths
-        listing = ", ".join(f"{path} ({w}×{h})" for path, h, w in small[:_MAX_LISTED])
-        if len(small) > _MAX_LISTED:
-            listing += f", ... ({len(small) - _MAX_LISTED} more)"
-        what = f"{len(small)} of {len(paths)} training images smaller than patch_size={patch_size}: {listing}"
-        if not skip_small:
-            smallest = min(min(h, w) for _, h, w in small)
-            raise ValueError(
-                f"found {what}. Lower patch_size (the smallest side is {smallest}) "
-                "or pass skip_small=True to drop them."
-            )
-        if len(small) == len(paths):
-            raise ValueError(f"found {what}; skip_small=True would leave no images. Lower patch_size.")
-        warnings.warn(f"HRPatchDataset: dropping {what}", UserWarning, stacklevel=3)
-        return [path for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) >= patch_size]
+
+def collect_training_images(
+    folders: PathLike | Sequence[PathLike], *, patch_size: int, skip_small: bool, owner: str = "training data"
+) -> list[Path]:
+    """The image files of the training folders, checked for size against the patch.
+
+    Args:
+        folders: one folder or several (each must exist and hold at least one image).
+        patch_size: HR patch side; images with a smaller side are an error, or dropped with `skip_small`.
+        skip_small: drop too-small images with a warning instead of failing.
+        owner: who is asking (prefix of the warning).
+
+    Returns:
+        The usable image paths, folder by folder, sorted within each.
+
+    Raises:
+        FileNotFoundError: a folder is missing or holds no images.
+        ValueError: no folders, or images smaller than the patch (listed, up to 10) without `skip_small`.
+    """
+    folder_list = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
+    if not folder_list:
+        raise ValueError("folders is empty: give at least one folder of training images")
+    paths: list[Path] = []
+    for folder in folder_list:
+        found = list_images(folder)
+        if not found:
+            extensions = ", ".join(f"*{suffix}" for suffix in IMAGE_EXTENSIONS)
+            raise FileNotFoundError(f"no training images ({extensions}) in {folder}")
+        paths.extend(found)
+    sizes = [image_size(path) for path in paths]  # header only: cheap
+    small = [(path, h, w) for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) < patch_size]
+    if not small:
+        return paths
+    listing = ", ".join(f"{path} ({w}×{h})" for path, h, w in small[:_MAX_LISTED])
+    if len(small) > _MAX_LISTED:
+        listing += f", ... ({len(small) - _MAX_LISTED} more)"
+    what = f"{len(small)} of {len(paths)} training images smaller than patch_size={patch_size}: {listing}"
+    if not skip_small:
+        smallest = min(min(h, w) for _, h, w in small)
+        raise ValueError(
+            f"found {what}. Lower patch_size (the smallest side is {smallest}) or pass skip_small=True to drop them."
+        )
+    if len(small) == len(paths):
+        raise ValueError(f"found {what}; skip_small=True would leave no images. Lower patch_size.")
+    warnings.warn(f"{owner}: dropping {what}", UserWarning, stacklevel=3)
+    return [path for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) >= patch_size]

@@ -18,7 +18,6 @@ on the target device, so with ``device="cuda"`` the whole training set lives on 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -26,7 +25,8 @@ from typing import Final
 import torch
 from torch import Tensor
 
-from blindsr.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_image_uint8
+from blindsr.data.hr_patches import collect_training_images
+from blindsr.data.io import read_image_uint8
 from blindsr.degradations.noise import derive_seed
 
 __all__ = ["PatchSampler"]
@@ -92,18 +92,7 @@ class PatchSampler:
         _check_positive_int("batch_size", batch_size)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        folder_list = [folders] if isinstance(folders, (str, os.PathLike)) else list(folders)
-        if not folder_list:
-            raise ValueError("folders is empty: give at least one folder of training images")
-
-        paths: list[Path] = []
-        for folder in folder_list:
-            found = list_images(folder)
-            if not found:
-                extensions = ", ".join(f"*{suffix}" for suffix in IMAGE_EXTENSIONS)
-                raise FileNotFoundError(f"no training images ({extensions}) in {folder}")
-            paths.extend(found)
-        paths = _drop_small(paths, patch_size=patch_size, skip_small=skip_small)
+        paths = collect_training_images(folders, patch_size=patch_size, skip_small=skip_small, owner="PatchSampler")
 
         self._device = torch.device(device)
         images: list[Tensor] = []
@@ -225,24 +214,3 @@ def _check_positive_int(name: str, value: object) -> None:
 def _check_non_negative_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-
-
-def _drop_small(paths: list[Path], *, patch_size: int, skip_small: bool) -> list[Path]:
-    """The images whose shorter side is at least `patch_size`; the same errors as ``HRPatchDataset``."""
-    sizes = [image_size(path) for path in paths]  # header only: cheap
-    small = [(path, h, w) for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) < patch_size]
-    if not small:
-        return paths
-    listing = ", ".join(f"{path} ({w}×{h})" for path, h, w in small[:_MAX_LISTED])
-    if len(small) > _MAX_LISTED:
-        listing += f", ... ({len(small) - _MAX_LISTED} more)"
-    what = f"{len(small)} of {len(paths)} training images smaller than patch_size={patch_size}: {listing}"
-    if not skip_small:
-        smallest = min(min(h, w) for _, h, w in small)
-        raise ValueError(
-            f"found {what}. Lower patch_size (the smallest side is {smallest}) or pass skip_small=True to drop them."
-        )
-    if len(small) == len(paths):
-        raise ValueError(f"found {what}; skip_small=True would leave no images. Lower patch_size.")
-    warnings.warn(f"PatchSampler: dropping {what}", UserWarning, stacklevel=3)
-    return [path for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) >= patch_size]
