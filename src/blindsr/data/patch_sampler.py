@@ -33,7 +33,6 @@ __all__ = ["PatchSampler"]
 
 PathLike = str | os.PathLike[str]
 
-_MAX_LISTED: Final = 10
 _SEED_TAG: Final = "patches"
 # positions are drawn as 62-bit integers reduced modulo the range: exact integer arithmetic, bias < 2**-40
 _POSITION_BITS: Final = 62
