@@ -139,3 +139,17 @@ def test_tensorboard_scalars_are_named_kind_slash_name(tmp_path: Path, monkeypat
         assert logger.tensorboard_active
         logger.log(5, {"loss": 0.5}, kind="val")
     assert calls == [("val/loss", 0.5, 5), ("closed", 0.0, 0)]
+
+
+def test_real_tensorboard_events_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with RunLogger(run_dir=tmp_path, total_steps=2, tensorboard=True, progress=False) as logger:
+        logger.log(1, {"loss": 0.5})
+        logger.log(2, {"psnr": 30.0}, kind="val")
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    assert {"train/loss", "val/psnr"} <= set(acc.Tags()["scalars"])
