@@ -133,8 +133,13 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
         env=env,
         timeout=300,
     )
-    infra = ("RendezvousConnectionError", "EADDRINUSE", "Address already in use", "Connection refused",
-             "Operation not permitted")
+    infra = (
+        "RendezvousConnectionError",
+        "EADDRINUSE",
+        "Address already in use",
+        "Connection refused",
+        "Operation not permitted",
+    )
     if out.returncode != 0 and any(sig in out.stderr for sig in infra):
         pytest.skip(f"torchrun could not open a local rendezvous here: {out.stderr.strip().splitlines()[-1][:200]}")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

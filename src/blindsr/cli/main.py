@@ -21,6 +21,8 @@ _COMMANDS = (
     "blindsr.cli.protocols",
     "blindsr.cli.evaluate",
     "blindsr.cli.train",
+    "blindsr.cli.models",
+    "blindsr.cli.export",
     "blindsr.cli.demo",
     "blindsr.cli.lpips_convert",
 )

@@ -19,7 +19,17 @@ def _build_toy(cfg: ExperimentConfig) -> Method:
     return ToySRMethod(scale=cfg.method.scale, degradation=spec, options=options)
 
 
-METHODS: Final[Mapping[str, Callable[[ExperimentConfig], Method]]] = {"toy": _build_toy}
+def _build_dmsr(cfg: ExperimentConfig) -> Method:
+    from blindsr.config.loader import from_dict
+    from blindsr.degradations.presets import get_training_preset
+    from blindsr.methods.dmsr import DMSRMethod, DMSROptions
+
+    options = from_dict(DMSROptions, cfg.method.options, path="method.options")
+    spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
+    return DMSRMethod(scale=cfg.method.scale, degradation=spec, options=options)
+
+
+METHODS: Final[Mapping[str, Callable[[ExperimentConfig], Method]]] = {"toy": _build_toy, "dmsr": _build_dmsr}
 
 
 def build_method(cfg: ExperimentConfig) -> Method:

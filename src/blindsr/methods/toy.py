@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,3 +55,9 @@ class ToySRMethod:
             return net(lr)
 
         return upscale
+
+    def release(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """What ``blindsr export`` writes: network name → (``nets.ARCHS`` key, exact constructor kwargs)."""
+        net = self.networks["sr"]
+        assert isinstance(net, ToySR)
+        return {"sr": ("toy_sr", {"scale": net.scale, "n_feats": net.head.out_channels, "n_blocks": len(net.body)})}

@@ -7,8 +7,9 @@ from typing import Final
 
 from torch import nn
 
+from blindsr.nets.dmsr import DMSRNet
 from blindsr.nets.toy import ToySR
 
-ARCHS: Final[Mapping[str, Callable[..., nn.Module]]] = {"toy_sr": ToySR}
+ARCHS: Final[Mapping[str, Callable[..., nn.Module]]] = {"toy_sr": ToySR, "dmsr": DMSRNet}
 
-__all__ = ["ARCHS", "ToySR"]
+__all__ = ["ARCHS", "DMSRNet", "ToySR"]

@@ -1,0 +1,129 @@
+"""Model cards: what a user-facing model name means (architecture, hyper-parameters, weights file, provenance).
+
+Names follow ``<method>[-<role>]-x<scale>[.<tag>]`` (docs/design.md §5): ``dmsr-x4``, ``dmsr-x4.nf``,
+``mrda-teacher-x4.iso``. The tag names the training degradation preset; a name without a tag means the first card
+listed for that base name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+__all__ = ["ModelCard", "ModelName", "parse_model_name"]
+
+_NAME = re.compile(
+    r"^(?P<method>[a-z][a-z0-9]*)(?:-(?P<role>[a-z][a-z0-9]*))?-x(?P<scale>[1-9][0-9]*)"
+    r"(?:\.(?P<tag>[a-z0-9]+(?:-[a-z0-9]+)*))?$"
+)
+
+
+class ModelName(NamedTuple):
+    """A parsed model name: ``<method>[-<role>]-x<scale>[.<tag>]``.
+
+    Attributes:
+        method: e.g. ``"dmsr"``.
+        role: e.g. ``"teacher"``, or ``""`` when omitted.
+        scale: the integer after ``-x``.
+        tag: the training preset tag, or ``""`` when omitted.
+    """
+
+    method: str
+    role: str
+    scale: int
+    tag: str
+
+    @property
+    def base(self) -> str:
+        """The name without its tag (``dmsr-x4.nf`` → ``dmsr-x4``)."""
+        role = f"-{self.role}" if self.role else ""
+        return f"{self.method}{role}-x{self.scale}"
+
+
+def parse_model_name(name: str) -> ModelName:
+    """Split a model name into its parts.
+
+    Args:
+        name: ``<method>[-<role>]-x<scale>[.<tag>]``, lower case.
+
+    Returns:
+        The parts; ``role`` and ``tag`` are ``""`` when absent.
+
+    Raises:
+        ValueError: `name` does not follow the grammar.
+
+    >>> parse_model_name("dmsr-x4.nf")
+    ModelName(method='dmsr', role='', scale=4, tag='nf')
+    >>> parse_model_name("mrda-teacher-x4.iso").base
+    'mrda-teacher-x4'
+    """
+    match = _NAME.match(name)
+    if match is None:
+        raise ValueError(
+            f"model name {name!r} does not follow <method>[-<role>]-x<scale>[.<tag>] "
+            "(e.g. 'dmsr-x4', 'dmsr-x4.nf', 'mrda-teacher-x4.iso')"
+        )
+    return ModelName(match["method"], match["role"] or "", int(match["scale"]), match["tag"] or "")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """One released model: the name users type, how to build it, which file holds its weights, and provenance.
+
+    Attributes:
+        name: ``<method>[-<role>]-x<scale>[.<tag>]``, e.g. ``"dmsr-x4.iso-noise"``.
+        arch: key into :data:`blindsr.nets.ARCHS`.
+        arch_kwargs: exactly the keyword arguments of the architecture's constructor (stored read-only).
+        scale: the upscaling factor; must equal the name's ``x<scale>`` (and ``arch_kwargs["scale"]`` if present).
+        weights: file name inside ``blindsr/zoo/weights/`` (or ``$BLINDSR_HOME/weights/``).
+        sha256: hex digest of the weights file, as printed by ``blindsr export``.
+        description: one line for ``blindsr models``.
+        train_config: the YAML the weights were trained with, relative to the repository root.
+        degradation: the training degradation preset name.
+        paper: the paper (and table/row) the model reproduces.
+        license: the licence of the weights.
+        trained: what training the weights actually had (recipe, iterations, hardware): honest, not the paper's.
+    """
+
+    name: str
+    arch: str
+    arch_kwargs: Mapping[str, Any] = field(hash=False)
+    scale: int
+    weights: str
+    sha256: str
+    description: str = ""
+    train_config: str = ""
+    degradation: str = ""
+    paper: str = ""
+    license: str = ""
+    trained: str = ""
+    _parsed: ModelName = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parsed = parse_model_name(self.name)
+        if parsed.scale != self.scale:
+            raise ValueError(f"card {self.name!r}: the name says x{parsed.scale} but scale={self.scale}")
+        kwargs_scale = self.arch_kwargs.get("scale", self.scale)
+        if kwargs_scale != self.scale:
+            raise ValueError(f"card {self.name!r}: arch_kwargs['scale']={kwargs_scale} but scale={self.scale}")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"card {self.name!r}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+        if "/" in self.weights or "\\" in self.weights or not self.weights.endswith(".safetensors"):
+            raise ValueError(
+                f"card {self.name!r}: weights must be a bare *.safetensors file name, got {self.weights!r}"
+            )
+        object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+        object.__setattr__(self, "_parsed", parsed)
+
+    @property
+    def base_name(self) -> str:
+        """The name without its tag: the alias that resolves to the first card listed with this base."""
+        return self._parsed.base
+
+    @property
+    def tag(self) -> str:
+        """The tag after the dot (the training preset), or ``""``."""
+        return self._parsed.tag

@@ -1,0 +1,65 @@
+"""The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
+
+No trained weights ship yet, so :data:`MODEL_CARDS` is empty. A release appends a card per weights file; its
+``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes into
+``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
+(``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
+
+Lookups read :data:`MODEL_CARDS` at call time, so tests can monkeypatch ``blindsr.zoo.cards.MODEL_CARDS``.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from blindsr.zoo.card import ModelCard
+
+__all__ = ["MODEL_CARDS", "NO_MODELS_MESSAGE", "card_names", "get_card"]
+
+MODEL_CARDS: tuple[ModelCard, ...] = ()
+
+NO_MODELS_MESSAGE = (
+    "no trained models ship with blindsr yet; a weights file written by `blindsr export` loads by its path "
+    "(e.g. `-m path/to/weights.safetensors`)"
+)
+
+
+def card_names(*, aliases: bool = False) -> list[str]:
+    """The names of all cards, in listing order.
+
+    Args:
+        aliases: also include each base name (the name without its tag) once, after its first card.
+    """
+    names: list[str] = []
+    for card in MODEL_CARDS:
+        names.append(card.name)
+        if aliases and card.base_name != card.name and card.base_name not in names:
+            names.append(card.base_name)
+    return names
+
+
+def get_card(name: str) -> ModelCard:
+    """The card for a model name; a name without a tag means the first card listed for that base name.
+
+    Args:
+        name: e.g. ``"dmsr-x4.nf"``, or ``"dmsr-x4"`` for the first ``dmsr-x4.*`` card.
+
+    Returns:
+        The card.
+
+    Raises:
+        KeyError: no such card; the message lists the closest names and points at ``blindsr models`` (or, with
+            no cards at all, says so and how to load a weights file by path).
+    """
+    cards = MODEL_CARDS
+    for card in cards:
+        if card.name == name:
+            return card
+    for card in cards:
+        if card.base_name == name:
+            return card
+    if not cards:
+        raise KeyError(f"unknown model {name!r}: {NO_MODELS_MESSAGE}")
+    close = difflib.get_close_matches(name, card_names(aliases=True), n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise KeyError(f"unknown model {name!r}{hint}; `blindsr models` lists the available models")
