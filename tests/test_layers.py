@@ -19,6 +19,7 @@ FORBIDDEN = {
     "engine": {"methods", "nets", "cli", "zoo"},
     "nets": {"degradations", "data", "metrics", "eval", "engine", "methods", "cli", "config"},
     "methods": {"engine", "cli", "eval"},
+    "zoo": {"methods", "engine", "cli", "eval", "data", "degradations", "metrics"},
     "config": {"ops", "degradations", "metrics", "data", "eval", "engine", "nets", "methods", "cli"},
 }
 

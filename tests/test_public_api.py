@@ -19,6 +19,8 @@ PUBLIC = {
     "ssim",
     "get_eval_preset",
     "get_training_preset",
+    "load_model",
+    "list_models",
 }
 
 

@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "ssim": "blindsr.metrics.psnr_ssim",
     "get_eval_preset": "blindsr.degradations.presets",
     "get_training_preset": "blindsr.degradations.presets",
+    "load_model": "blindsr.zoo",
+    "list_models": "blindsr.zoo",
 }
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "get_eval_preset",
     "get_training_preset",
     "imresize",
+    "list_models",
+    "load_model",
     "psnr",
     "sample_degradation",
     "ssim",
@@ -49,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blindsr.degradations.spec import DegradationParams, DegradationSpec
     from blindsr.metrics.psnr_ssim import psnr, ssim
     from blindsr.ops.resize import imresize
+    from blindsr.zoo import list_models, load_model
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 _DESCRIPTION = """Evaluate a model on a named evaluation preset (see `blindsr protocols`).
 
@@ -14,7 +15,9 @@ For every dataset, scale and setting of the preset, the HR images are modcropped
 says (kernels, padding, bicubic borders, seeded noise, LR format), upscaled by the model and scored with the
 preset's metric protocol. The table shows our numbers beside the paper's, with the difference.
 
-Models: `bicubic` (MATLAB-exact, no weights). Trained DMSR/MRDA models arrive with later releases."""
+Models: `bicubic` (MATLAB-exact, no weights), a zoo name (`blindsr models`), or a weights file written by
+`blindsr export` (-m path/to/model.safetensors). For a learned model, bicubic is always scored too and printed as a
+row of the table."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-m", "--model", default="bicubic", help="model name (default: bicubic)")
+    p.add_argument(
+        "-m",
+        "--model",
+        default="bicubic",
+        help="bicubic (default), a zoo name, or a .safetensors file from `blindsr export`",
+    )
     p.add_argument(
         "--protocol",
         "--preset",
@@ -62,22 +70,38 @@ def run(args: argparse.Namespace) -> int:
     from blindsr.eval.report import format_table
 
     preset = get_eval_preset(args.protocol)
-    if args.model not in BUILTIN_MODELS:
-        raise CLIError(f"unknown model {args.model!r}; available: {', '.join(BUILTIN_MODELS)}")
+    device = torch.device(args.device)
+    if args.model in BUILTIN_MODELS:
+        model = BUILTIN_MODELS[args.model]
+        name = args.model
+    else:
+        from blindsr.zoo import load_model
+
+        loaded = load_model(args.model, device=device)
+        model, name = loaded.upscale, loaded.card.name if loaded.card else Path(args.model).name
+        scales = tuple(args.scales) if args.scales else tuple(s for s in preset.scales if s == loaded.scale)
+        if loaded.scale not in scales or len(scales) != 1:
+            raise CLIError(f"{name} upscales x{loaded.scale}; use --scales {loaded.scale}")
+        args.scales = list(scales)
     t0 = time.perf_counter()
-    cells = evaluate(
-        BUILTIN_MODELS[args.model],
-        preset,
-        data_root=args.data_root,
-        datasets=args.datasets,
-        scales=tuple(args.scales) if args.scales else None,
-        model_name=args.model,
-        device=torch.device(args.device),
-        progress=not args.quiet,
-        max_images=args.max_images,
-    )
+
+    def run_model(fn: Any, label: str) -> list[Any]:
+        return evaluate(
+            fn,
+            preset,
+            data_root=args.data_root,
+            datasets=args.datasets,
+            scales=tuple(args.scales) if args.scales else None,
+            model_name=label,
+            device=device,
+            progress=not args.quiet,
+            max_images=args.max_images,
+        )
+
+    cells = run_model(model, name)
+    baseline = run_model(BUILTIN_MODELS["bicubic"], "bicubic") if name != "bicubic" else None
     elapsed = time.perf_counter() - t0
-    print(format_table(cells, preset, compare=args.compare))
+    print(format_table(cells, preset, compare=args.compare, baseline=baseline))
     print(
         f"\n{sum(c.n_images for c in cells if c.setting != 'mean')} LR images scored in {elapsed:.1f} s "
         f"(blindsr {blindsr.__version__}, torch {torch.__version__}, {args.device})",

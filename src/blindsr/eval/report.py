@@ -53,6 +53,7 @@ def format_table(
     *,
     compare: Sequence[str] | None = None,
     delta_against: str | None = None,
+    baseline: Sequence[CellResult] | None = None,
 ) -> str:
     """Render cells as a Markdown table with paper rows.
 
@@ -63,6 +64,7 @@ def format_table(
             the methods the paper has). Unknown names are ignored with a note.
         delta_against: the paper method our difference is computed against (default: the first compared method
             that has a number in every one of our columns, else the first).
+        baseline: cells of a baseline model scored on the same cells (bicubic), printed as a row under ours.
 
     Returns:
         The table, preceded by a header naming the model, preset, metric protocol and LR pipeline.
@@ -75,6 +77,7 @@ def format_table(
     if any(c.setting == "mean" for c in cells):
         settings.append("mean")
     by_key = {(c.dataset, c.scale, c.setting): c for c in cells}
+    base_key = {(c.dataset, c.scale, c.setting): c for c in baseline or ()}
     pkey = paper_preset_name(preset)
     available = paper_methods(pkey)
     wanted = list(compare) if compare is not None else list(DEFAULT_COMPARE.get(pkey, ()))
@@ -105,6 +108,10 @@ def format_table(
             + " | ".join([setting, f"ours ({model})"] + [_fmt(c.psnr, c.ssim) if c else "–" for c in ours_row])
             + " |"
         )
+        if base_key:
+            base_row = [base_key.get((d, s, setting)) for d, s in columns]
+            label = base_row[0].model if base_row[0] else "baseline"
+            lines.append("| " + " | ".join(["", label] + [_fmt(c.psnr, c.ssim) if c else "–" for c in base_row]) + " |")
         row_methods = [m for m in methods if any(paper(m, d, s, setting) for d, s in columns)]
         for m in row_methods:
             vals = [paper(m, d, s, setting) for d, s in columns]
