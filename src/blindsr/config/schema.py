@@ -96,6 +96,7 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this value (0 = off).
         accumulate: micro-batches per optimiser step.
         ema_decay: exponential moving average of the weights (0 = off); validation then uses the EMA weights.
+        ema_warmup: ramp the EMA decay up as ``min(ema_decay, (1 + t) / (10 + t))`` so early EMA weights are usable.
         threads: CPU threads for torch (0 = leave torch's default).
     """
 
@@ -106,6 +107,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     accumulate: int = 1
     ema_decay: float = 0.0
+    ema_warmup: bool = True
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     threads: int = 0

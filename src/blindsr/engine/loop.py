@@ -172,7 +172,7 @@ def fit(
     optimizer = build_optimizer(networks.parameters(), tc.optimizer)
     scheduler = build_scheduler(optimizer, tc.scheduler, tc.total_steps)
     scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
-    ema = EMA(networks, decay=tc.ema_decay) if tc.ema_decay > 0 else None
+    ema = EMA(networks, decay=tc.ema_decay, warmup=tc.ema_warmup) if tc.ema_decay > 0 else None
 
     start_step = 0
     best_metric: float | None = None
@@ -272,7 +272,7 @@ def fit(
                 optimizer.step()
             scheduler.step()
             if ema is not None:
-                ema.update(networks)
+                ema.update(networks, step=step)
             step += 1
             steps_this_call += 1
             last_loss = total
