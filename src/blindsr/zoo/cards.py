@@ -1,6 +1,6 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-No trained weights ship yet, so :data:`MODEL_CARDS` is empty. A release appends a card per weights file; its
+Today one small model ships (``dmsr-x4.lite``, CPU-trained; see its ``trained`` field). A release appends a card per weights file; its
 ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes into
 ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
 (``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
@@ -16,7 +16,33 @@ from blindsr.zoo.card import ModelCard
 
 __all__ = ["MODEL_CARDS", "NO_MODELS_MESSAGE", "card_names", "get_card"]
 
-MODEL_CARDS: tuple[ModelCard, ...] = ()
+MODEL_CARDS: tuple[ModelCard, ...] = (
+    ModelCard(
+        name="dmsr-x4.lite",
+        arch="dmsr",
+        arch_kwargs={
+            "scale": 4,
+            "n_feats": 32,
+            "n_groups": 2,
+            "n_blocks": 4,
+            "extractor_channels": 32,
+            "mnm_kernel_size": 1,
+            "n_mbm": 1,
+            "noise_input": "map",
+        },
+        scale=4,
+        weights="dmsr-x4-lite.safetensors",
+        sha256="5b30bf49cea91f10a59432be108bde27d5a87d1b666afff43ef76a820359638c",
+        description="DMSR x4, small CPU-trainable body (0.49 M parameters); blind to 15x15 isotropic blur "
+        "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
+        train_config="configs/dmsr/lite_x4.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite recipe: 3,600 steps x batch 16 (LR 32x32), bf16, ~1 h on 2 CPU cores, raw (non-EMA) "
+        "weights; the paper trains 500,000 steps x 32 on DF2K",
+    ),
+)
 
 NO_MODELS_MESSAGE = (
     "no trained models ship with blindsr yet; a weights file written by `blindsr export` loads by its path "
