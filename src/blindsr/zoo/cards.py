@@ -1,8 +1,8 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-Today one small model ships (``dmsr-x4.lite``, CPU-trained; see its ``trained`` field). A release appends a card per weights file; its
-``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes into
-``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
+Today one small model ships (``dmsr-x4.lite``, CPU-trained; see its ``trained`` field). A release appends a card
+per weights file; its ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes
+into ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
 (``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
 
 Lookups read :data:`MODEL_CARDS` at call time, so tests can monkeypatch ``blindsr.zoo.cards.MODEL_CARDS``.
@@ -39,7 +39,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         degradation="dmsr",
         paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
-        trained="CPU lite recipe: 3,600 steps x batch 16 (LR 32x32), bf16, ~1 h on 2 CPU cores, raw (non-EMA) "
+        trained="CPU lite recipe: 3,600 steps x batch 16 (LR 32x32), bf16, 62 min on 2 CPU cores, raw (non-EMA) "
         "weights; the paper trains 500,000 steps x 32 on DF2K",
     ),
 )
