@@ -49,6 +49,21 @@ def test_training_preset_ranges() -> None:
     assert aniso.kernel_size == 21
 
 
+def test_noise_free_prob_zeroes_a_share_of_noise_levels_and_keeps_the_paper_stream() -> None:
+    spec = get_training_preset("dmsr")
+    plain = sample_degradation(spec, 4000, torch.Generator().manual_seed(3))
+    mixed = sample_degradation(spec.with_(noise_free_prob=0.25), 4000, torch.Generator().manual_seed(3))
+    # the kernels and the noise levels that survive are the paper preset's own draws
+    torch.testing.assert_close(mixed.kernels, plain.kernels)
+    kept = mixed.noise_sigma > 0
+    torch.testing.assert_close(mixed.noise_sigma[kept], plain.noise_sigma[kept])
+    assert abs((~kept).float().mean().item() - 0.25) < 0.03
+    batch = sample_degradation(spec.with_(noise_free_prob=1.0, per="batch"), 3, torch.Generator().manual_seed(0))
+    assert batch.noise_sigma.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="noise_free_prob"):
+        spec.with_(noise_free_prob=1.5)
+
+
 def test_per_batch_vs_per_image() -> None:
     batch = sample_degradation(get_training_preset("mrda-aniso-noise"), 8, _gen())
     assert batch.lambda1 is not None and bool((batch.lambda1 == batch.lambda1[0]).all())

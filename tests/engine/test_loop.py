@@ -164,6 +164,31 @@ def test_init_from_an_earlier_stage_is_strict(tmp_path: Path) -> None:
         fit(missing, build_method(missing), run_dir=tmp_path / "chain" / "d")
 
 
+def test_init_with_exclude_transfers_everything_but_the_upsampler(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, train__total_steps=1, experiment="xfer", stage="x2")
+    fit(cfg, build_method(cfg), run_dir=tmp_path / "xfer" / "x2")
+    source = _weights(tmp_path / "xfer" / "x2")
+    x3 = {"name": "toy", "scale": 3, "options": {"n_feats": 4, "n_blocks": 1}}
+    data = {"train": [str(tmp_path / "hr")], "patch_size": 18, "batch_size": 2}
+    strict = _cfg(tmp_path, stage="x3", method=x3, data=data, init=[{"network": "sr", "from_stage": "x2"}])
+    with pytest.raises(CheckpointError, match="strict"):
+        fit(strict, build_method(strict), run_dir=tmp_path / "xfer" / "x3")
+    init = [{"network": "sr", "from_stage": "x2", "exclude": ["upsample."]}]
+    ok = _cfg(tmp_path, train__total_steps=1, train__optimizer__lr=0.0, stage="x3b", method=x3, data=data, init=init)
+    method = build_method(ok)
+    fresh = {k: v.clone() for k, v in method.networks["sr"].state_dict().items() if k.startswith("upsample.")}
+    fit(ok, method, run_dir=tmp_path / "xfer" / "x3b")
+    loaded = method.networks["sr"].state_dict()
+    for key, value in loaded.items():
+        expected = fresh[key] if key.startswith("upsample.") else source[f"sr.{key}"]
+        torch.testing.assert_close(value, expected, msg=key)
+    nothing = _cfg(
+        tmp_path, stage="x3c", method=x3, data=data, init=[{"network": "sr", "from_stage": "x2", "exclude": ["nope."]}]
+    )
+    with pytest.raises(CheckpointError, match="matches no key"):
+        fit(nothing, build_method(nothing), run_dir=tmp_path / "xfer" / "x3c")
+
+
 def _ddp_worker(rank: int, tmp: str, world: int) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), BLINDSR_DIST_INIT=f"file://{tmp}/pg")
     torch.set_num_threads(1)
@@ -226,3 +251,10 @@ def test_learning_rate_follows_the_schedule(tmp_path: Path) -> None:
         if r["kind"] == "train"
     ]
     assert lrs == pytest.approx([1e-3, 1e-4, 1e-4, 1e-4])  # logged after each step's scheduler update
+
+
+def test_degradation_noise_free_prob_reaches_the_method(tmp_path: Path) -> None:
+    assert build_method(_cfg(tmp_path)).degradation.noise_free_prob == 0.0  # type: ignore[attr-defined]
+    cfg = _cfg(tmp_path, degradation={"preset": "dmsr", "noise_free_prob": 0.3})
+    spec = build_method(cfg).degradation  # type: ignore[attr-defined]
+    assert spec.noise_free_prob == 0.3 and spec.noise == (0.0, 75.0)

@@ -58,10 +58,12 @@ class DataConfig:
 
 @dataclass(frozen=True, slots=True)
 class DegradationConfig:
-    """The training degradation: a named preset, optionally switched between per-image and per-batch sampling."""
+    """The training degradation: a named preset, optionally switched between per-image and per-batch sampling,
+    and optionally with a share of noise-free samples (``noise_free_prob``, see `DegradationSpec`)."""
 
     preset: str = "bicubic"
     per: Literal["image", "batch"] | None = None
+    noise_free_prob: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,9 @@ class LogConfig:
 @dataclass(frozen=True, slots=True)
 class InitConfig:
     """Initialise a network from an earlier run: ``from_stage`` (a sibling stage of this experiment) or
-    ``from_run`` (a run folder). ``key_map`` renames checkpoint keys by prefix (``{"old.": "new."}``)."""
+    ``from_run`` (a run folder). ``key_map`` renames checkpoint keys by prefix (``{"old.": "new."}``).
+    ``exclude`` lists key prefixes (after renaming) that are not loaded and keep their fresh initialisation, e.g.
+    ``["upsampler."]`` to start a x2 model from x4 weights; every other key must still match exactly."""
 
     network: str
     from_stage: str = ""
@@ -149,6 +153,7 @@ class InitConfig:
     source_network: str = ""
     freeze: bool = False
     key_map: dict[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ def _uniform(lo_hi: tuple[float, float], n: int, generator: torch.Generator) -> 
 def sample_degradation(spec: DegradationSpec, batch_size: int, generator: torch.Generator) -> DegradationParams:
     """Draw `batch_size` degradations from `spec`.
 
-    The draws are made on the generator's device in a fixed order (kernel parameters, then noise level), so a
-    CPU generator seeded from ``(run seed, step)`` gives the same parameters on every device and with any number
-    of data-loader workers. Noise *realisations* are drawn when applying (:func:`~blindsr.degradations.degrade`),
-    from a generator passed there.
+    The draws are made on the generator's device in a fixed order (kernel parameters, noise level, then the
+    noise-free coin when ``spec.noise_free_prob`` > 0), so a CPU generator seeded from ``(run seed, step)`` gives the
+    same parameters on every device and with any number of data-loader workers. Noise *realisations* are drawn
+    when applying (:func:`~blindsr.degradations.degrade`), from a generator passed there.
 
     Args:
         spec: the distributions.
@@ -58,7 +58,11 @@ def sample_degradation(spec: DegradationSpec, batch_size: int, generator: torch.
         kernels = anisotropic_gaussian_kernels(lambda1, lambda2, theta, spec.kernel_size)
     else:
         kernels = delta_kernels(batch_size, spec.kernel_size, device=generator.device)
-    noise_sigma = expand(_uniform(spec.noise, n, generator))
+    noise_sigma = _uniform(spec.noise, n, generator)
+    if spec.noise_free_prob > 0:  # drawn last, and only when asked, so the paper presets' streams are unchanged
+        clean = torch.rand(n, generator=generator, device=generator.device, dtype=torch.float64) < spec.noise_free_prob
+        noise_sigma = torch.where(clean, torch.zeros_like(noise_sigma), noise_sigma)
+    noise_sigma = expand(noise_sigma)
     return DegradationParams(
         kernels=kernels,
         noise_sigma=noise_sigma,

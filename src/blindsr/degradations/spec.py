@@ -66,6 +66,9 @@ class DegradationSpec:
         lambda2: anisotropic standard deviation range along its second axis.
         theta: rotation range in radians (MRDA paper: ``[0, pi)``).
         noise: noise level range on the 0-255 scale.
+        noise_free_prob: probability that a sample's noise level is set to 0 after its draw (our addition, not in
+            either paper: a uniform U[0, 75] almost never yields clean inputs, and a model that never sees one
+            over-smooths clean photos). ``0`` keeps the paper's distribution and its random stream unchanged.
         per: ``"image"`` draws one degradation per image (DMSR, DASR); ``"batch"`` one per batch, a MAML "task"
             (MRDA).
         pipeline: the deterministic choices (padding, borders, clipping, quantisation).
@@ -81,6 +84,7 @@ class DegradationSpec:
     lambda2: tuple[float, float] = (0.2, 4.0)
     theta: tuple[float, float] = (0.0, math.pi)
     noise: tuple[float, float] = (0.0, 0.0)
+    noise_free_prob: float = 0.0
     per: SampleMode = "image"
     pipeline: Pipeline = field(default_factory=Pipeline)
 
@@ -94,6 +98,8 @@ class DegradationSpec:
             _check_range(name, tuple(getattr(self, name)))
         for name in ("lambda1", "lambda2"):
             _check_range(name, tuple(getattr(self, name)), low=1e-6)
+        if not 0.0 <= self.noise_free_prob <= 1.0:
+            raise ValueError(f"noise_free_prob must be in [0, 1], got {self.noise_free_prob}")
         th = tuple(self.theta)
         if len(th) != 2 or th[0] > th[1]:
             raise ValueError(f"theta must be a range (lo, hi) in radians, got {self.theta}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,7 @@ def load_network_weights(
     *,
     prefix: str = "",
     key_map: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
 ) -> None:
     """Load safetensors weights into `module` strictly.
 
@@ -126,6 +127,8 @@ def load_network_weights(
         path: a ``networks.safetensors`` (keys ``<network>.<param>``) or a single network's file.
         prefix: keep only keys starting with this (e.g. ``"mln."``) and strip it.
         key_map: explicit renames by prefix, applied after `prefix` (``{"old_name.": "new_name."}``).
+        exclude: key prefixes (after renaming) neither loaded nor required: those parameters keep their current
+            values. Every other key must match exactly.
 
     Raises:
         CheckpointError: missing file, or missing / unexpected keys (listed), or shape mismatches.
@@ -140,6 +143,13 @@ def load_network_weights(
         if not state:
             raise CheckpointError(f"{path} has no keys starting with {prefix!r}")
     state = _apply_key_map(state, key_map or {})
+    excluded = tuple(exclude)
+    if excluded:
+        state = {k: v for k, v in state.items() if not k.startswith(excluded)}
+        kept = {k: v for k, v in module.state_dict().items() if k.startswith(excluded)}
+        if not kept:
+            raise CheckpointError(f"exclude {list(excluded)} matches no key of the network")
+        state.update(kept)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:

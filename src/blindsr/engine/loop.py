@@ -89,7 +89,13 @@ def _init_networks(method: Method, inits: tuple[InitConfig, ...], run_dir: Path)
             raise FileNotFoundError(
                 f"init: {source} not found; run the stage {init.from_stage or init.from_run!r} first"
             )
-        load_network_weights(target, source, prefix=f"{init.source_network or init.network}.", key_map=init.key_map)
+        load_network_weights(
+            target,
+            source,
+            prefix=f"{init.source_network or init.network}.",
+            key_map=init.key_map,
+            exclude=init.exclude,
+        )
         if init.freeze:
             target.requires_grad_(False)
         done.append(f"{init.network} <- {source}")

@@ -6,26 +6,34 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from blindsr.config.schema import ExperimentConfig
+from blindsr.degradations.spec import DegradationSpec
 from blindsr.types import Method
+
+
+def _training_spec(cfg: ExperimentConfig) -> DegradationSpec:
+    from blindsr.degradations.presets import get_training_preset
+
+    spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
+    if cfg.degradation.noise_free_prob is not None:
+        spec = spec.with_(noise_free_prob=cfg.degradation.noise_free_prob)
+    return spec
 
 
 def _build_toy(cfg: ExperimentConfig) -> Method:
     from blindsr.config.loader import from_dict
-    from blindsr.degradations.presets import get_training_preset
     from blindsr.methods.toy import ToyOptions, ToySRMethod
 
     options = from_dict(ToyOptions, cfg.method.options, path="method.options")
-    spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
+    spec = _training_spec(cfg)
     return ToySRMethod(scale=cfg.method.scale, degradation=spec, options=options)
 
 
 def _build_dmsr(cfg: ExperimentConfig) -> Method:
     from blindsr.config.loader import from_dict
-    from blindsr.degradations.presets import get_training_preset
     from blindsr.methods.dmsr import DMSRMethod, DMSROptions
 
     options = from_dict(DMSROptions, cfg.method.options, path="method.options")
-    spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
+    spec = _training_spec(cfg)
     return DMSRMethod(scale=cfg.method.scale, degradation=spec, options=options)
 
 
