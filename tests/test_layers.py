@@ -17,10 +17,12 @@ FORBIDDEN = {
     "data": {"metrics", "eval", "cli", "nets", "methods", "engine", "zoo"},
     "eval": {"cli", "methods", "engine"},
     "engine": {"methods", "nets", "cli", "zoo"},
+    "losses": {"degradations", "data", "metrics", "eval", "engine", "methods", "cli", "config", "nets", "zoo"},
     "nets": {"degradations", "data", "metrics", "eval", "engine", "methods", "cli", "config"},
     "methods": {"engine", "cli", "eval"},
     "zoo": {"methods", "engine", "cli", "eval", "data", "degradations", "metrics"},
     "config": {"ops", "degradations", "metrics", "data", "eval", "engine", "nets", "methods", "cli"},
+    "serve": {"methods", "engine", "eval", "cli"},
 }
 
 
