@@ -1,0 +1,653 @@
+"""MRDA: Meta-Learning based Degradation Representation for Blind Super-Resolution.
+
+Xia et al., IEEE TIP 2023, arXiv:2207.13963. Reference code (no licence; read, not copied): Zj-BinXia/MRDA@36f9c65.
+Built from ``docs/specs/mrda.md`` sections 2, 3 and 9. DASR's DA conv (ablation S4/S5) is in ``nets/dasr.py``, the
+dynamic depthwise branch in ``nets/layers/dynamic_depthwise.py``.
+
+Paper → code:
+    MLN, meta-learning network (Sec. III-B, Fig. 2a) ......... MetaLearningNetwork
+    its first 7 convs, whose output is D′_T (Alg. 2 l. 10) ... MLNTrunk; MetaLearningNetwork.degradation_features
+    its Upscaler (frozen after bicubic pretraining) .......... MetaLearningNetwork.upscaler (is_upscaler_parameter)
+    DEN_T / DEN_S (Sec. III-C/D, Fig. 2b-c) .................. DegradationExtractionNetwork(in_channels=128 | 3)
+    RDA conv: DynamicConv + RDAM (Sec. III-E, Eq. 8-10) ...... RDAConv
+    RDA block (Fig. 2, yellow box) ........................... RDABlock
+    RDAN (Sec. III-E, Fig. 2, blue box) ...................... RDAN
+    MRDA_T, the teacher (Sec. III-C, Alg. 2) ................. MRDATeacher (DEN_T + RDAN_T; the MLN stays outside)
+    MRDA_S, the student (Sec. III-D; the deployed model) ..... MRDAStudent (DEN_S + RDAN_S)
+    Table V: S4 (DA module instead of RDAM) .................. modulation="da" (DAConv in every block)
+             S5 (S4 with ordinary convs) ..................... modulation="da", kernel="static"
+
+Conventions: images are (B, 3, H, W) RGB in [0, 1]. The IDR is the DEN's 256-d output (the paper's "4C" entries
+of Eq. 4-5); RDAN compresses it to C = 64 itself (spec 2.2). LReLU = LeakyReLU(0.1) everywhere, no normalisation.
+
+Teacher contract (spec 4.3). ``MRDATeacher`` holds DEN_T and RDAN_T only; it takes the adapted MLN's features D′_T,
+so the training stage owns the frozen meta-initialised MLN and adapts it functionally, never in place::
+
+    params = dict(mln.named_parameters())                 # θ_M: a fresh dict per batch is the per-batch reset
+    loss_of = lambda p: l1(torch.func.functional_call(mln, p, (lr,), {"lr_bic": lr_bic}).sr, hr)
+    adapted = inner_adapt(params, loss_of, ..., trainable=lambda n: not mln.is_upscaler_parameter(n))
+    features = mln.degradation_features(lr, params=adapted).detach()     # D′_T, (B, 128, h, w)
+    out = teacher(lr, features)                                          # MRDAOutput(sr, idr = D_T)
+
+The student reads the LR image only: ``student(lr) -> MRDAOutput(sr, idr = D_S)``. Its ``rdan.*`` state-dict keys
+are the teacher's, so ``student.rdan.load_state_dict(teacher.rdan.state_dict(), strict=True)`` is the stage-3 init.
+
+Parameter counts (learnable parameters, default widths)::
+
+    component                      ×2          ×3          ×4
+    MLN                     1,482,883   2,220,803   2,073,219
+    DEN_T                   1,348,992   1,348,992   1,348,992
+    DEN_S                   1,276,992   1,276,992   1,276,992
+    RDAN                    4,414,009   4,598,649   4,561,721
+    MRDA_T (DEN_T + RDAN)   5,763,001   5,947,641   5,910,713
+    MRDA_S (DEN_S + RDAN)   5,691,001   5,875,641   5,838,713
+
+    RDA conv 41,025; RDA block 155,906; DA conv 46,144.
+
+The spec (2.4) and the reference code count 24 more in RDAN, MRDA_T and MRDA_S (MRDA_S ×4: 5,838,737): the
+reference's mean shifts are two frozen 1×1 convs (3·3 weights + 3 biases each). Here the mean shift is a constant,
+non-persistent buffer (spec 2.3), so it is not a parameter: ``REFERENCE_MEAN_SHIFT_PARAMS`` = 24 bridges the two.
+Ablations at ×4 (MRDA_S): S4 6,115,139; S5 3,934,403; no RDAM 5,835,203; C-channel RDAM map 6,059,843; 3×3 RDAM
+map 5,866,361.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from blindsr.nets.dasr import DAConv
+from blindsr.nets.layers.dynamic_depthwise import DepthwiseBranch, KernelSource
+from blindsr.nets.layers.rcan import Upsampler
+from blindsr.ops.checks import check_image_batch, check_odd_kernel_size
+from blindsr.ops.resize import Border, bicubic_upscale
+from blindsr.types import Scale
+
+__all__ = [
+    "REFERENCE_MEAN_SHIFT_PARAMS",
+    "DegradationExtractionNetwork",
+    "MLNOutput",
+    "MLNTrunk",
+    "MRDAOutput",
+    "MRDAStudent",
+    "MRDATeacher",
+    "MetaLearningNetwork",
+    "Modulation",
+    "RDABlock",
+    "RDAConv",
+    "RDAMInput",
+    "RDAN",
+]
+
+# "rdam": MRDA's RDA conv (Eq. 8-10); "none": the RDA conv without RDAM (F2 = F1 + F, i.e. M ≡ 1);
+# "da": DASR's DA conv in every block (Table V, S4).
+Modulation = Literal["rdam", "none", "da"]
+# What RDAM's map is computed from: the conv input F (Eq. 9, reference code) or the dynamic branch F1 (the text).
+RDAMInput = Literal["F", "F1"]
+
+REFERENCE_MEAN_SHIFT_PARAMS: Final = 24
+"""Parameters the reference code (and the spec's counts) give the two fixed mean shifts; 0 here (buffers)."""
+
+_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K, × rgb_range = 1
+
+
+def _conv3x3(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+
+def _lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _check_scale(scale: int) -> None:
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
+
+
+def _check_vector(x: Tensor, batch: int, dim: int, *, name: str) -> None:
+    if x.ndim != 2 or tuple(x.shape) != (batch, dim):
+        raise ValueError(f"{name} must have shape ({batch}, {dim}), got {tuple(x.shape)}")
+
+
+# ================================================================================================================
+# MLN: meta-learning network (Sec. III-B, Fig. 2a; spec 2.1)
+# ================================================================================================================
+
+
+class MLNOutput(NamedTuple):
+    """What ``MetaLearningNetwork`` returns.
+
+    Attributes:
+        sr: (B, 3, s·h, s·w) the MLN's own SR estimate (what the inner loop's L1 is computed on).
+        features: (B, C′, h, w) the body output after its LReLU: the degradation information D′.
+    """
+
+    sr: Tensor
+    features: Tensor
+
+
+class MLNTrunk(nn.Module):
+    """Head Conv(3 → C′) + LReLU, then `n_body` × [Conv(C′ → C′) + LReLU]; the output is D′ (B, C′, h, w)."""
+
+    def __init__(self, *, n_feats: int = 128, n_body: int = 6) -> None:
+        super().__init__()
+        self.head = _conv3x3(3, n_feats)
+        self.body = nn.ModuleList(_conv3x3(n_feats, n_feats) for _ in range(n_body))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        """Map (B, 3, h, w) to the body features (B, C′, h, w)."""
+        x = _lrelu(self.head(lr))
+        for conv in self.body:
+            x = _lrelu(conv(x))
+        return x
+
+
+class MetaLearningNetwork(nn.Module):
+    """MLN: trunk (8 convs in all with `out`) → Upscaler → Conv(C′ → 3), plus a bicubic global skip.
+
+    ``sr = out(upscaler(trunk(lr))) + skip(lr)``, with ``skip`` the LR upsampled by MATLAB-geometry bicubic,
+    clamped to [0, 1] and rounded to 1/255 (the reference code's ``lr_bic``; spec 2.1 and protocols 3.5). No mean
+    shift. The network is stateless apart from its parameters, so ``torch.func.functional_call(mln, params, (lr,))``
+    with an adapted parameter dict is the adapted network (MAML, spec 4.2).
+
+    Args:
+        scale: upscaling factor s (2, 3 or 4).
+        n_feats: C′, the width (128).
+        n_body: body convs after the head (6).
+        skip_border: bicubic border handling of the skip: "replicate" (the reference code, default) or
+            "symmetric" (MATLAB).
+        skip_quantize: clamp the skip to [0, 1] and round it to 1/255, as the reference code does (default).
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: Scale,
+        n_feats: int = 128,
+        n_body: int = 6,
+        skip_border: Border = "replicate",
+        skip_quantize: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_scale(scale)
+        if skip_border not in ("replicate", "symmetric"):
+            raise ValueError(f"skip_border must be 'replicate' or 'symmetric', got {skip_border!r}")
+        self.scale = scale
+        self.n_feats = n_feats
+        self.skip_border: Border = skip_border
+        self.skip_quantize = skip_quantize
+        self.trunk = MLNTrunk(n_feats=n_feats, n_body=n_body)
+        self.upscaler = Upsampler(scale=scale, channels=n_feats, activation_after=False)
+        self.out = _conv3x3(n_feats, 3)
+
+    @staticmethod
+    def is_upscaler_parameter(name: str) -> bool:
+        """Whether a parameter name (``named_parameters()`` style) belongs to the paper's Upscaler.
+
+        The paper freezes the Upscaler after bicubic pretraining (Alg. 1 l. 10, 14; Alg. 2 l. 8). Its "8
+        convolutional layers" are head, 6 body convs and `out`, so `out` is adapted. The reference code's ``tail``
+        (frozen in its student stage only) is ``upscaler`` + ``out``.
+        """
+        return name.startswith("upscaler.")
+
+    def bicubic_skip(self, lr: Tensor) -> Tensor:
+        """The global skip: bicubic ×s of `lr` (B, 3, h, w), clamped and rounded to 1/255 when `skip_quantize`."""
+        up = bicubic_upscale(lr, self.scale, border=self.skip_border)
+        if self.skip_quantize:
+            up = torch.round(up.clamp(0.0, 1.0) * 255.0) / 255.0
+        return up
+
+    def forward(self, lr: Tensor, *, lr_bic: Tensor | None = None) -> MLNOutput:
+        """Super-resolve `lr` and return the degradation features on the way.
+
+        Args:
+            lr: (B, 3, h, w) RGB in [0, 1].
+            lr_bic: the precomputed ``bicubic_skip(lr)`` (B, 3, s·h, s·w), so an inner loop computes it once per
+                batch; None computes it here.
+
+        Returns:
+            ``MLNOutput(sr, features)``.
+        """
+        check_image_batch(lr, name="lr", channels=3)
+        B, _, h, w = lr.shape
+        if lr_bic is None:
+            lr_bic = self.bicubic_skip(lr)
+        elif tuple(lr_bic.shape) != (B, 3, h * self.scale, w * self.scale):
+            raise ValueError(
+                f"lr_bic must have shape {(B, 3, h * self.scale, w * self.scale)}, got {tuple(lr_bic.shape)}"
+            )
+        features = self.trunk(lr)
+        sr = self.out(self.upscaler(features)) + lr_bic
+        return MLNOutput(sr=sr, features=features)
+
+    def degradation_features(self, lr: Tensor, *, params: Mapping[str, Tensor] | None = None) -> Tensor:
+        """D′ alone, with the module's or an adapted parameter set (skips the Upscaler: over 3× the trunk's cost at ×4).
+
+        Args:
+            lr: (B, 3, h, w) RGB in [0, 1].
+            params: None for the module's own parameters, or a full ``named_parameters()``-style dict (adapted
+                weights); its ``trunk.*`` entries are used, all of them required (strict).
+
+        Returns:
+            (B, C′, h, w).
+        """
+        check_image_batch(lr, name="lr", channels=3)
+        if params is None:
+            out: Tensor = self.trunk(lr)
+            return out
+        trunk_params = {k.removeprefix("trunk."): v for k, v in params.items() if k.startswith("trunk.")}
+        out = torch.func.functional_call(self.trunk, trunk_params, (lr,), strict=True)
+        return out
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"trunk": head + body, "upscaler": ..., "out": ..., "total": ...}``."""
+        counts = {"trunk": _count(self.trunk), "upscaler": _count(self.upscaler), "out": _count(self.out)}
+        return {**counts, "total": sum(counts.values())}
+
+
+# ================================================================================================================
+# DEN: degradation extraction network, teacher and student (Sec. III-C/D, Fig. 2b-c; spec 2.2)
+# ================================================================================================================
+
+
+class DegradationExtractionNetwork(nn.Module):
+    """DEN: six 3×3 convs with LReLU (widths w, w, 2w, 2w, 4w, 4w; the 3rd and 5th with stride 2), global average
+    pool, ``Linear(4w → d) → LReLU → Linear(d → d)``. No normalisation (DASR's encoder has BatchNorm; MRDA drops it).
+
+    DEN_T reads D′ (``in_channels = 128``), DEN_S the LR image as it is (``in_channels = 3``, no mean shift, like the
+    reference code).
+
+    Args:
+        in_channels: C_in of the first conv.
+        channels: w (64).
+        idr_dim: d, the IDR length (256).
+    """
+
+    def __init__(self, *, in_channels: int, channels: int = 64, idr_dim: int = 256) -> None:
+        super().__init__()
+        w = channels
+        layout = [
+            (in_channels, w, 1),
+            (w, w, 1),
+            (w, 2 * w, 2),
+            (2 * w, 2 * w, 1),
+            (2 * w, 4 * w, 2),
+            (4 * w, 4 * w, 1),
+        ]
+        self.in_channels = in_channels
+        self.idr_dim = idr_dim
+        self.convs = nn.ModuleList(_conv3x3(c_in, c_out, stride=s) for c_in, c_out, s in layout)
+        self.mlp = nn.Sequential(nn.Linear(4 * w, idr_dim), nn.LeakyReLU(0.1), nn.Linear(idr_dim, idr_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map (B, C_in, h, w) to the IDR (B, d); any h, w >= 1."""
+        check_image_batch(x, name="DEN input", channels=self.in_channels)
+        for conv in self.convs:
+            x = _lrelu(conv(x))
+        out: Tensor = self.mlp(x.mean(dim=(2, 3)))
+        return out
+
+
+# ================================================================================================================
+# RDA conv, RDA block, RDAN (Sec. III-E, Eq. 8-10, Fig. 2; spec 2.3)
+# ================================================================================================================
+
+
+class RDAConv(nn.Module):
+    """RDA conv: ``F1 = LReLU(DWConv(F; w(k)))`` (Eq. 8), ``M = sigmoid(Conv(F))`` (Eq. 9), ``F2 = M·F1 + F`` (Eq. 10).
+
+    The kernels w are one k×k depthwise kernel per (sample, channel), predicted from the code k by
+    ``Linear(C → C) → LReLU → Linear(C → C·k²)`` (no biases). M defaults to 1 channel from a 1×1 conv on F, which
+    broadcasts over channels (reference code; it reproduces the paper's 5.84 M, spec 2.3).
+
+    Args:
+        n_feats: C, the feature channels and the code length (64).
+        kernel_size: side of the depthwise kernels (3).
+        kernel: "dynamic" (the paper) or "static" (ordinary depthwise kernels).
+        rdam: False drops the modulation: ``F2 = F1 + F``.
+        rdam_channels: channels of M: 1 (default) or C (the paper's text, "M ∈ R^{C×H×W}").
+        rdam_input: "F" (Eq. 9, default) or "F1" (the text: "based on the F1").
+        rdam_kernel_size: odd size of the conv computing M (1).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_feats: int = 64,
+        kernel_size: int = 3,
+        kernel: KernelSource = "dynamic",
+        rdam: bool = True,
+        rdam_channels: int = 1,
+        rdam_input: RDAMInput = "F",
+        rdam_kernel_size: int = 1,
+    ) -> None:
+        super().__init__()
+        if rdam_channels not in (1, n_feats):
+            raise ValueError(f"rdam_channels must be 1 or n_feats={n_feats}, got {rdam_channels}")
+        if rdam_input not in ("F", "F1"):
+            raise ValueError(f"rdam_input must be 'F' or 'F1', got {rdam_input!r}")
+        check_odd_kernel_size(rdam_kernel_size)
+        self.depthwise = DepthwiseBranch(code_dim=n_feats, channels=n_feats, kernel_size=kernel_size, kernel=kernel)
+        self.rdam = nn.Conv2d(n_feats, rdam_channels, rdam_kernel_size, padding=rdam_kernel_size // 2) if rdam else None
+        self.map_from_f1 = rdam_input == "F1"
+
+    def _map(self, x: Tensor, f1: Tensor) -> Tensor:
+        assert self.rdam is not None
+        return torch.sigmoid(self.rdam(f1 if self.map_from_f1 else x))
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        """Apply the RDA conv.
+
+        Args:
+            x: (B, C, H, W) features F.
+            code: (B, C) degradation code.
+
+        Returns:
+            (B, C, H, W) F2.
+        """
+        f1 = _lrelu(self.depthwise(x, code))
+        if self.rdam is None:
+            return f1 + x
+        return self._map(x, f1) * f1 + x
+
+    def modulation_map(self, x: Tensor, code: Tensor) -> Tensor:
+        """The RDAM coefficients M (B, rdam_channels, H, W) in (0, 1) that `forward` uses (Fig. 10's maps)."""
+        if self.rdam is None:
+            raise ValueError("this RDAConv was built with rdam=False: it has no modulation map")
+        f1 = _lrelu(self.depthwise(x, code)) if self.map_from_f1 else x
+        return self._map(x, f1)
+
+
+class RDABlock(nn.Module):
+    """``x → DAC₁ → LReLU → Conv3×3 → LReLU → DAC₂ → LReLU → Conv3×3 → + x``; DAC = RDAConv, or DAConv (S4).
+
+    Args:
+        n_feats: C (64).
+        kernel_size: side of the dynamic kernels (3); the two plain convs are 3×3.
+        modulation: "rdam" (RDAConv), "none" (RDAConv without RDAM) or "da" (DASR's DAConv).
+        kernel: "dynamic" or "static" depthwise kernels in both degradation-aware convs.
+        rdam_channels, rdam_input, rdam_kernel_size: RDAM options (see ``RDAConv``); only with "rdam".
+        da_reduction: channel-attention reduction of DAConv (8); only with "da".
+    """
+
+    def __init__(
+        self,
+        *,
+        n_feats: int = 64,
+        kernel_size: int = 3,
+        modulation: Modulation = "rdam",
+        kernel: KernelSource = "dynamic",
+        rdam_channels: int = 1,
+        rdam_input: RDAMInput = "F",
+        rdam_kernel_size: int = 1,
+        da_reduction: int = 8,
+    ) -> None:
+        super().__init__()
+        if modulation not in ("rdam", "none", "da"):
+            raise ValueError(f"modulation must be 'rdam', 'none' or 'da', got {modulation!r}")
+
+        def make() -> nn.Module:
+            if modulation == "da":
+                return DAConv(n_feats=n_feats, kernel_size=kernel_size, reduction=da_reduction, kernel=kernel)
+            return RDAConv(
+                n_feats=n_feats,
+                kernel_size=kernel_size,
+                kernel=kernel,
+                rdam=modulation == "rdam",
+                rdam_channels=rdam_channels,
+                rdam_input=rdam_input,
+                rdam_kernel_size=rdam_kernel_size,
+            )
+
+        self.da_conv1 = make()
+        self.conv1 = _conv3x3(n_feats, n_feats)
+        self.da_conv2 = make()
+        self.conv2 = _conv3x3(n_feats, n_feats)
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        """Map (B, C, H, W) features and a (B, C) code to (B, C, H, W)."""
+        out = _lrelu(self.da_conv1(x, code))
+        out = _lrelu(self.conv1(out))
+        out = _lrelu(self.da_conv2(out, code))
+        return self.conv2(out) + x
+
+
+class RDAN(nn.Module):
+    """RDAN: mean shift → head → `n_blocks` RDA blocks → Conv → + head output → upsampler → Conv(C → 3) → mean.
+
+    The IDR (B, d) is compressed once by ``Linear(d → C, no bias) + LReLU`` into the code every block uses. One
+    group of 27 blocks, without a group-level conv or residual (the reference code comments them out), no bicubic
+    skip. The upsampler is EDSR's (×2, ×4: Conv(C → 4C) + PixelShuffle(2) per factor 2; ×3: Conv(C → 9C) +
+    PixelShuffle(3)), without activation.
+
+    Args:
+        scale: upscaling factor s (2, 3 or 4).
+        n_feats: C (64).
+        n_blocks: RDA blocks (27).
+        idr_dim: d, the IDR length (256).
+        kernel_size: side of the dynamic depthwise kernels (3).
+        modulation: "rdam" (MRDA), "none" (no RDAM) or "da" (Table V, S4).
+        kernel: "dynamic" (MRDA) or "static" (Table V, S5 with ``modulation="da"``). "static" needs "da": with
+            RDAM or none, nothing would read the IDR.
+        rdam_channels, rdam_input, rdam_kernel_size: RDAM options (see ``RDAConv``); only with "rdam".
+        da_reduction: DAConv's channel-attention reduction (8); only with "da".
+    """
+
+    rgb_mean: Tensor
+
+    def __init__(
+        self,
+        *,
+        scale: Scale,
+        n_feats: int = 64,
+        n_blocks: int = 27,
+        idr_dim: int = 256,
+        kernel_size: int = 3,
+        modulation: Modulation = "rdam",
+        kernel: KernelSource = "dynamic",
+        rdam_channels: int = 1,
+        rdam_input: RDAMInput = "F",
+        rdam_kernel_size: int = 1,
+        da_reduction: int = 8,
+    ) -> None:
+        super().__init__()
+        _check_scale(scale)
+        if kernel == "static" and modulation != "da":
+            raise ValueError(
+                f"kernel='static' with modulation={modulation!r} leaves the IDR unused; use modulation='da' (S5)"
+            )
+        self.scale = scale
+        self.idr_dim = idr_dim
+        self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.compress = nn.Linear(idr_dim, n_feats, bias=False)
+        self.head = _conv3x3(3, n_feats)
+        self.blocks = nn.ModuleList(
+            RDABlock(
+                n_feats=n_feats,
+                kernel_size=kernel_size,
+                modulation=modulation,
+                kernel=kernel,
+                rdam_channels=rdam_channels,
+                rdam_input=rdam_input,
+                rdam_kernel_size=rdam_kernel_size,
+                da_reduction=da_reduction,
+            )
+            for _ in range(n_blocks)
+        )
+        self.body_conv = _conv3x3(n_feats, n_feats)
+        self.upsampler = Upsampler(scale=scale, channels=n_feats, activation_after=False)
+        self.tail = _conv3x3(n_feats, 3)
+
+    def forward(self, lr: Tensor, idr: Tensor) -> Tensor:
+        """Super-resolve `lr` guided by its IDR.
+
+        Args:
+            lr: (B, 3, h, w) RGB in [0, 1].
+            idr: (B, d) implicit degradation representation (D_T or D_S).
+
+        Returns:
+            (B, 3, s·h, s·w), not clipped.
+        """
+        check_image_batch(lr, name="lr", channels=3)
+        _check_vector(idr, lr.shape[0], self.idr_dim, name="idr")
+        code = _lrelu(self.compress(idr))
+        f0 = self.head(lr - self.rgb_mean)
+        x = f0
+        for block in self.blocks:
+            x = block(x, code)
+        x = self.body_conv(x) + f0
+        sr: Tensor = self.tail(self.upsampler(x)) + self.rgb_mean
+        return sr
+
+
+# ================================================================================================================
+# MRDA_T and MRDA_S (Fig. 2b-c)
+# ================================================================================================================
+
+
+class MRDAOutput(NamedTuple):
+    """What ``MRDATeacher`` and ``MRDAStudent`` return.
+
+    Attributes:
+        sr: (B, 3, s·h, s·w) the SR image.
+        idr: (B, d) the DEN's IDR (D_T or D_S): the KD target or prediction (Eq. 4-5) and RDAN's guide.
+    """
+
+    sr: Tensor
+    idr: Tensor
+
+
+class MRDATeacher(nn.Module):
+    """MRDA_T: ``idr = DEN_T(D′)``, ``sr = RDAN_T(lr, idr)``, with D′ the adapted MLN's features (module docstring).
+
+    Args:
+        scale: upscaling factor s (2, 3 or 4).
+        n_feats, n_blocks, kernel_size, modulation, kernel, rdam_channels, rdam_input, rdam_kernel_size,
+            da_reduction: RDAN's (see ``RDAN``).
+        idr_dim: d, the IDR length (256).
+        den_channels: DEN_T's base width w (64).
+        mln_channels: C′, the channels of D′ (the MLN's width, 128).
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: Scale,
+        n_feats: int = 64,
+        n_blocks: int = 27,
+        idr_dim: int = 256,
+        den_channels: int = 64,
+        mln_channels: int = 128,
+        kernel_size: int = 3,
+        modulation: Modulation = "rdam",
+        kernel: KernelSource = "dynamic",
+        rdam_channels: int = 1,
+        rdam_input: RDAMInput = "F",
+        rdam_kernel_size: int = 1,
+        da_reduction: int = 8,
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.den = DegradationExtractionNetwork(in_channels=mln_channels, channels=den_channels, idr_dim=idr_dim)
+        self.rdan = RDAN(
+            scale=scale,
+            n_feats=n_feats,
+            n_blocks=n_blocks,
+            idr_dim=idr_dim,
+            kernel_size=kernel_size,
+            modulation=modulation,
+            kernel=kernel,
+            rdam_channels=rdam_channels,
+            rdam_input=rdam_input,
+            rdam_kernel_size=rdam_kernel_size,
+            da_reduction=da_reduction,
+        )
+
+    def forward(self, lr: Tensor, features: Tensor) -> MRDAOutput:
+        """Super-resolve `lr` with the degradation information of the adapted MLN.
+
+        Args:
+            lr: (B, 3, h, w) RGB in [0, 1].
+            features: (B, C′, h, w) D′ from ``MetaLearningNetwork.degradation_features`` with the adapted
+                parameters (detach it unless the MLN is meant to be trained through the teacher).
+
+        Returns:
+            ``MRDAOutput(sr, idr = D_T)``.
+        """
+        check_image_batch(lr, name="lr", channels=3)
+        check_image_batch(features, name="features", channels=self.den.in_channels)
+        if features.shape[0] != lr.shape[0] or features.shape[2:] != lr.shape[2:]:
+            raise ValueError(
+                f"features (B, C′, h, w) must match lr in B, h, w; got {tuple(features.shape)} and {tuple(lr.shape)}"
+            )
+        idr = self.den(features)
+        return MRDAOutput(sr=self.rdan(lr, idr), idr=idr)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"den": DEN_T, "rdan": RDAN_T, "total": both}`` (learnable; the MLN is not part of the teacher)."""
+        counts = {"den": _count(self.den), "rdan": _count(self.rdan)}
+        return {**counts, "total": sum(counts.values())}
+
+
+class MRDAStudent(nn.Module):
+    """MRDA_S, the deployed blind SR model: ``idr = DEN_S(lr)``, ``sr = RDAN_S(lr, idr)``.
+
+    Args:
+        scale: upscaling factor s (2, 3 or 4).
+        n_feats, n_blocks, kernel_size, modulation, kernel, rdam_channels, rdam_input, rdam_kernel_size,
+            da_reduction: RDAN's (see ``RDAN``).
+        idr_dim: d, the IDR length (256).
+        den_channels: DEN_S's base width w (64).
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: Scale,
+        n_feats: int = 64,
+        n_blocks: int = 27,
+        idr_dim: int = 256,
+        den_channels: int = 64,
+        kernel_size: int = 3,
+        modulation: Modulation = "rdam",
+        kernel: KernelSource = "dynamic",
+        rdam_channels: int = 1,
+        rdam_input: RDAMInput = "F",
+        rdam_kernel_size: int = 1,
+        da_reduction: int = 8,
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.den = DegradationExtractionNetwork(in_channels=3, channels=den_channels, idr_dim=idr_dim)
+        self.rdan = RDAN(
+            scale=scale,
+            n_feats=n_feats,
+            n_blocks=n_blocks,
+            idr_dim=idr_dim,
+            kernel_size=kernel_size,
+            modulation=modulation,
+            kernel=kernel,
+            rdam_channels=rdam_channels,
+            rdam_input=rdam_input,
+            rdam_kernel_size=rdam_kernel_size,
+            da_reduction=da_reduction,
+        )
+
+    def forward(self, lr: Tensor) -> MRDAOutput:
+        """Blind SR of `lr` (B, 3, h, w) RGB in [0, 1]; returns ``MRDAOutput(sr, idr = D_S)``."""
+        check_image_batch(lr, name="lr", channels=3)
+        idr = self.den(lr)
+        return MRDAOutput(sr=self.rdan(lr, idr), idr=idr)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"den": DEN_S, "rdan": RDAN_S, "total": both}`` (learnable; see ``REFERENCE_MEAN_SHIFT_PARAMS``)."""
+        counts = {"den": _count(self.den), "rdan": _count(self.rdan)}
+        return {**counts, "total": sum(counts.values())}
