@@ -33,6 +33,7 @@ def test_training_preset_ranges() -> None:
         ("dmsr", (0.2, 3.0), "image"),
         ("mrda-iso-x4", (0.2, 4.0), "batch"),
         ("mrda-iso-x2", (0.2, 2.0), "batch"),
+        ("mrda-iso-x3", (0.2, 3.0), "batch"),
     ]:
         spec = get_training_preset(name)
         deg = sample_degradation(spec.with_(per="image"), 4000, _gen())

@@ -9,6 +9,7 @@ Training presets (:func:`get_training_preset`) are `DegradationSpec` objects:
 ``mrda-iso-x4``           MRDA classic x4: iso 21x21, sigma ~ U[0.2, 4.0], noise-free, per batch (MAML task),
                           reflect padding, LR clipped and rounded to 8 bits
 ``mrda-iso-x2``           MRDA classic x2: as above with sigma ~ U[0.2, 2.0]
+``mrda-iso-x3``           MRDA classic x3 (not in the paper; spec 4.6): as above with the IKC-style U[0.2, 3.0]
 ``mrda-aniso-noise``      MRDA aniso + noise x4: lambda1, lambda2 ~ U[0.2, 4], theta ~ U[0, pi),
                           sigma_n ~ U[0, 25], per batch, reflect padding, 8-bit LR
 ========================  ==================================================================================
@@ -68,6 +69,9 @@ TRAINING_PRESETS: Final[Mapping[str, DegradationSpec]] = MappingProxyType(
         ),
         "mrda-iso-x2": DegradationSpec(
             kernel_size=21, kernel="iso", sigma=(0.2, 2.0), noise=(0.0, 0.0), per="batch", pipeline=_UINT8_REFLECT
+        ),
+        "mrda-iso-x3": DegradationSpec(
+            kernel_size=21, kernel="iso", sigma=(0.2, 3.0), noise=(0.0, 0.0), per="batch", pipeline=_UINT8_REFLECT
         ),
         "mrda-aniso-noise": DegradationSpec(
             kernel_size=21,

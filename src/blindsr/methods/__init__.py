@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from blindsr.config.schema import ExperimentConfig
 from blindsr.degradations.spec import DegradationSpec
@@ -37,7 +37,34 @@ def _build_dmsr(cfg: ExperimentConfig) -> Method:
     return DMSRMethod(scale=cfg.method.scale, degradation=spec, options=options)
 
 
-METHODS: Final[Mapping[str, Callable[[ExperimentConfig], Method]]] = {"toy": _build_toy, "dmsr": _build_dmsr}
+def _build_mrda(stage: str) -> Callable[[ExperimentConfig], Method]:
+    """A builder for one MRDA stage (``methods/mrda.py``): pretrain, meta, teacher or student."""
+
+    def build(cfg: ExperimentConfig) -> Method:
+        from blindsr.config.loader import from_dict
+        from blindsr.methods import mrda
+
+        stages: dict[str, tuple[Callable[..., Method], type[Any]]] = {
+            "pretrain": (mrda.MRDAPretrainMethod, mrda.MRDAPretrainOptions),
+            "meta": (mrda.MRDAMetaMethod, mrda.MRDAMetaOptions),
+            "teacher": (mrda.MRDATeacherMethod, mrda.MRDATeacherOptions),
+            "student": (mrda.MRDAStudentMethod, mrda.MRDAStudentOptions),
+        }
+        method_cls, options_cls = stages[stage]
+        options = from_dict(options_cls, cfg.method.options, path="method.options")
+        return method_cls(scale=cfg.method.scale, degradation=_training_spec(cfg), options=options)
+
+    return build
+
+
+METHODS: Final[Mapping[str, Callable[[ExperimentConfig], Method]]] = {
+    "toy": _build_toy,
+    "dmsr": _build_dmsr,
+    "mrda_pretrain": _build_mrda("pretrain"),  # stage 1a: bicubic pretraining of the MLN
+    "mrda_meta": _build_mrda("meta"),  # stage 1b: MAML of the MLN (Alg. 1)
+    "mrda_teacher": _build_mrda("teacher"),  # stage 2: DEN_T + RDAN_T with the adapted MLN (Alg. 2)
+    "mrda_student": _build_mrda("student"),  # stage 3: DEN_S + RDAN_S with IDR distillation
+}
 
 
 def build_method(cfg: ExperimentConfig) -> Method:
