@@ -121,6 +121,19 @@ def test_noise_free_fine_tuning_has_no_noise() -> None:
     assert float(out.logs["dr_noise"]) == pytest.approx(float(noise_est.pow(2).mean()), rel=1e-5)
 
 
+def test_kernel_reduction_sums_the_kernel_terms_only() -> None:
+    hr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    logs = {}
+    for name, options in {"mean": {}, "sum": {"kernel_reduction": "sum"}}.items():
+        torch.manual_seed(0)
+        method = _method(**options)
+        logs[name] = {k: float(v) for k, v in _step(method, hr, seed=3).logs.items()}
+    # the 15x15 difference summed instead of averaged: 225x, in L_DR and in L_DC's kernel part; noise terms unchanged
+    assert logs["sum"]["dr_kernel"] == pytest.approx(225 * logs["mean"]["dr_kernel"], rel=1e-4)
+    assert logs["sum"]["dr_noise"] == pytest.approx(logs["mean"]["dr_noise"], rel=1e-6)
+    assert logs["sum"]["dc_kn"] > logs["mean"]["dc_kn"]
+
+
 def test_release_kwargs_rebuild_the_network() -> None:
     method = _method(scale=3)
     arch, kwargs = method.release()["dmsr"]

@@ -54,8 +54,10 @@ class DMSROptions:
     ``n_mbm`` (0-3, Table 4), ``noise_input`` (``map`` or ``sigma``: MNM with a scalar sigma map, Table 3).
 
     Losses: ``lambda_re/dr/dc`` (1, 10, 1), ``reduction`` (``mean`` per term, or ``sum`` as Eq. 7-8 literally
-    write), ``dc_image_norm`` (``l2`` or ``l1``), ``dc_terms`` (``all``; ``lr`` = DC on the LR image only; ``kn`` =
-    DC on kernel + noise only; ``none``; Table 2), ``detach_dc_targets``.
+    write), ``kernel_reduction`` (the reduction of the kernel terms of L_DR and L_DC; empty = ``reduction``;
+    ``sum`` = the squared L2 norm of the 15x15 difference per image, Eq. 7 literally), ``dc_image_norm`` (``l2`` or
+    ``l1``), ``dc_terms`` (``all``; ``lr`` = DC on the LR image only; ``kn`` = DC on kernel + noise only; ``none``;
+    Table 2), ``detach_dc_targets``.
 
     Data: ``margin`` HR pixels cropped after degrading (-1 = automatic: 7 + 2s rounded up to a multiple of s),
     ``noise_free`` (DMSR-nf fine-tuning: sigma_n = 0), ``pca_samples``/``pca_seed`` for the FC initialisation.
@@ -72,6 +74,7 @@ class DMSROptions:
     lambda_dr: float = 10.0
     lambda_dc: float = 1.0
     reduction: Literal["mean", "sum"] = "mean"
+    kernel_reduction: Literal["", "mean", "sum"] = ""
     dc_image_norm: Literal["l2", "l1"] = "l2"
     dc_terms: Literal["all", "lr", "kn", "none"] = "all"
     detach_dc_targets: bool = True
@@ -192,7 +195,8 @@ class DMSRMethod:
         loss_re = (res.sr.float() - hr_c).abs().mean()
         kernel_est, noise_est = res.kernel.float(), res.noise.float()
         loss_dr_noise = _reduce(noise_est - noise_gt, o.reduction)
-        loss_dr_kernel = _reduce(kernel_est - kernel_gt, o.reduction)
+        k_reduction = o.kernel_reduction or o.reduction
+        loss_dr_kernel = _reduce(kernel_est - kernel_gt, k_reduction)
         loss_dr = loss_dr_noise + loss_dr_kernel
         logs: dict[str, float | torch.Tensor] = {
             "re": loss_re.detach(),
@@ -209,7 +213,7 @@ class DMSRMethod:
                 loss_dc = loss_dc + image
                 logs["dc_image"] = image.detach()
             if o.dc_terms in ("all", "kn"):
-                kn = _reduce(res.kernel_sim.float() - k_target, o.reduction) + _reduce(
+                kn = _reduce(res.kernel_sim.float() - k_target, k_reduction) + _reduce(
                     res.noise_sim.float() - n_target, o.reduction
                 )
                 loss_dc = loss_dc + kn
