@@ -28,11 +28,13 @@ _LAZY: dict[str, str] = {
     "get_training_preset": "blindsr.degradations.presets",
     "load_model": "blindsr.zoo",
     "list_models": "blindsr.zoo",
+    "Upscaler": "blindsr.inference",
 }
 
 __all__ = [
     "DegradationParams",
     "DegradationSpec",
+    "Upscaler",
     "__version__",
     "degrade",
     "get_eval_preset",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blindsr.degradations.presets import get_eval_preset, get_training_preset
     from blindsr.degradations.sample import sample_degradation
     from blindsr.degradations.spec import DegradationParams, DegradationSpec
+    from blindsr.inference import Upscaler
     from blindsr.metrics.psnr_ssim import psnr, ssim
     from blindsr.ops.resize import imresize
     from blindsr.zoo import list_models, load_model

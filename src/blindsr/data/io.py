@@ -8,6 +8,11 @@ This module converts at the file boundary:
 - :func:`write_image` writes a float tensor atomically, quantising 8-bit formats with MATLAB rounding.
 - :func:`float_to_uint8` / :func:`to_uint8` are that rounding, for metrics and caches.
 - :func:`list_images` / :func:`image_size` find images and read their sizes without decoding them.
+- :func:`read_image_any` / :func:`write_image_like` keep what users expect back from a tool that upscales their
+  images: the mode (gray, alpha), 16 bits (including 16-bit colour PNGs, which Pillow cannot hold), the EXIF and ICC
+  profile, with an explicit pixel limit (:data:`DEFAULT_MAX_PIXELS`). :class:`LoadedImage` carries them;
+  :func:`loaded_from_pil` / :func:`loaded_to_pil` and :func:`loaded_from_array` / :func:`loaded_to_array` convert
+  in-memory images the same way.
 
 PIL is imported inside the functions that use it, so ``import blindsr.data.io`` pulls in torch and numpy only.
 
@@ -20,12 +25,15 @@ torch.Size([3, 4, 5])
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
 import numpy as np
 import torch
@@ -35,16 +43,27 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image as PILImage
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "ImageMode",
     "ImageReadError",
     "ImageWriteError",
-    "image_size",
-    "list_images",
+    "LoadedImage",
     "float_to_uint8",
+    "format_can_hold",
+    "image_size",
+    "is_pil_image",
+    "list_images",
+    "loaded_from_array",
+    "loaded_from_pil",
+    "loaded_to_array",
+    "loaded_to_pil",
     "read_image",
+    "read_image_any",
     "read_image_uint8",
     "to_uint8",
     "write_image",
+    "write_image_like",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -601,3 +620,546 @@ def _create_temp(path: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a temporary file next to {path}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# images as users have them: mode, bit depth and metadata kept from input to output
+# ----------------------------------------------------------------------------------------------------------------
+
+ImageMode = Literal["gray", "gray_alpha", "rgb", "rgba"]
+
+DEFAULT_MAX_PIXELS: Final = 8192 * 8192
+"""Largest image :func:`read_image_any` decodes by default (67,108,864 pixels, e.g. 8192×8192). Upscaled ×4 in
+float32 such an input needs 12.9 GB for its output alone; larger files are refused before decoding, which also
+stops decompression bombs (a few KB of PNG that inflate to gigabytes)."""
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG16_CHANNELS: Final = {2: 3, 4: 2, 6: 4}  # PNG colour type -> channels, for the 16-bit kinds Pillow reads as 8-bit
+_CHANNEL_MODES: Final[dict[int, ImageMode]] = {1: "gray", 2: "gray_alpha", 3: "rgb", 4: "rgba"}
+_LUMA: Final = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights Pillow's convert("L") uses
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedImage:
+    """An image with what is needed to give it back in its own kind: mode, bit depth, metadata.
+
+    Attributes:
+        rgb: (3, H, W) float32 in [0, 1] (gray images are replicated to R = G = B); what a model consumes.
+        alpha: (1, H, W) float32 in [0, 1], or None.
+        mode: ``"gray"``, ``"gray_alpha"``, ``"rgb"`` or ``"rgba"``: what an output of this image is written as.
+        bit_depth: 8 or 16 for integer pixels; 32 for float32 arrays (:func:`loaded_from_array`).
+        format: the source file's format as Pillow names it (``"PNG"``, ``"JPEG"``, ...), or None.
+        exif: raw EXIF data to write with the output (orientation already applied and removed), or None.
+        icc_profile: the ICC colour profile to write with the output, or None.
+    """
+
+    rgb: Tensor
+    alpha: Tensor | None
+    mode: ImageMode
+    bit_depth: int
+    format: str | None = None
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+
+    @property
+    def height(self) -> int:
+        """H."""
+        return int(self.rgb.shape[-2])
+
+    @property
+    def width(self) -> int:
+        """W."""
+        return int(self.rgb.shape[-1])
+
+
+def read_image_any(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = 1) -> LoadedImage:
+    """Read an image file keeping its mode (gray, alpha), bit depth (8/16) and metadata (EXIF, ICC profile).
+
+    The counterpart of :func:`write_image_like`, for tools that give users back the kind of image they gave:
+
+    - ``1``, ``L``, ``I;16*``, ``I`` → ``"gray"`` (16-bit for the ``I`` modes); ``LA`` → ``"gray_alpha"``;
+      ``RGBA``, ``PA`` and palette or RGB images with a transparent colour → ``"rgba"``; everything else (``RGB``,
+      palette, CMYK, YCbCr, ...) → ``"rgb"``.
+    - 16-bit colour and gray+alpha PNGs (which Pillow opens as 8-bit) are decoded here with numpy, keeping all 16
+      bits (non-interlaced files; Adam7-interlaced ones fall back to Pillow's 8-bit decoding). This decoder is
+      plain Python for PNG's Average and Paeth row filters: up to a few seconds per megapixel.
+    - The EXIF orientation is applied to the pixels and removed from the kept EXIF.
+
+    Args:
+        path: an image file (PNG, JPEG, WebP, BMP, TIFF, or anything else Pillow reads; first frame only).
+        max_pixels: larger images are refused from their header, before decoding (default
+            :data:`DEFAULT_MAX_PIXELS`; Pillow's own decompression-bomb limit also applies).
+        min_side: smaller images (either side) are refused, e.g. below what a model needs.
+
+    Returns:
+        The image, on the CPU.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ImageReadError: empty, not an image, truncated or corrupt, too large or too small.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_image(f"{tmp}/g.png", torch.full((1, 4, 6), 0.5))
+    ...     img = read_image_any(f"{tmp}/g.png")
+    >>> img.mode, img.bit_depth, tuple(img.rgb.shape), img.alpha
+    ('gray', 8, (3, 4, 6), None)
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image not found: {path}")
+    if path.is_dir():
+        raise ImageReadError(path, "is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            _check_pixel_count(path, img.size, max_pixels)
+            png16 = _png16_header(path) if img.format == "PNG" else None
+            if png16 is not None:
+                loaded = _read_png16(path)
+            else:
+                img.load()
+                loaded = _loaded_from_pil(img, transpose=True)
+    except UnidentifiedImageError as error:
+        raise ImageReadError(path, "not an image (format not recognised)") from error
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, _too_large_reason(error)) from error
+    except (OSError, SyntaxError, EOFError, ValueError, IndexError, KeyError) as error:
+        message = _first_line(error)
+        reason = "truncated" if "truncated" in message.lower() else "corrupt or unsupported image data"
+        raise ImageReadError(path, f"{reason} ({message})") from error
+    if min(loaded.height, loaded.width) < min_side:
+        raise ImageReadError(
+            path, f"too small ({loaded.width}x{loaded.height} px; at least {min_side} px per side are needed)"
+        )
+    return loaded
+
+
+def _check_pixel_count(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageReadError(
+            path, f"too large ({width}x{height} = {width * height:,} pixels > limit of {max_pixels:,})"
+        )
+
+
+def _loaded_from_pil(img: PILImage.Image, *, transpose: bool) -> LoadedImage:
+    """Pixels and metadata of a decoded Pillow image; `transpose` applies (and drops) the EXIF orientation."""
+    from PIL import ImageOps
+
+    fmt = img.format
+    if transpose:
+        transposed = ImageOps.exif_transpose(img)
+        img = transposed if transposed is not None else img
+    exif = _exif_bytes(img)
+    icc = img.info.get("icc_profile") or None
+    mode = img.mode
+    has_transparency = "transparency" in img.info
+    if mode in _UINT16_MODES or mode == "I":
+        gray = np.array(img, dtype=np.float32)
+        pixels = np.clip(gray, 0.0, 65535.0)[:, :, None] / np.float32(65535.0)
+        return _loaded(pixels, "gray", 16, fmt, exif, icc)
+    if mode == "1":
+        img = img.convert("L")
+    elif mode in ("P", "PA"):
+        img = img.convert("RGBA" if mode == "PA" or has_transparency else "RGB")
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode == "RGBa":
+        img = img.convert("RGBA")
+    elif mode in ("L", "RGB") and has_transparency:
+        img = img.convert("LA" if mode == "L" else "RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGB")
+    array = np.array(img, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    pixels = array.astype(np.float32) / np.float32(255.0)
+    return _loaded(pixels, _CHANNEL_MODES[pixels.shape[2]], 8, fmt, exif, icc)
+
+
+def _loaded(
+    pixels: np.ndarray, mode: ImageMode, bit_depth: int, fmt: str | None, exif: bytes | None, icc: bytes | None
+) -> LoadedImage:
+    """(H, W, C) float32 in [0, 1] with C = 1..4 → LoadedImage."""
+    chw = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))
+    colour = chw[:1].expand(3, -1, -1) if mode in ("gray", "gray_alpha") else chw[:3]
+    alpha = chw[-1:].clone() if mode in ("gray_alpha", "rgba") else None
+    return LoadedImage(
+        rgb=colour.contiguous(), alpha=alpha, mode=mode, bit_depth=bit_depth, format=fmt, exif=exif, icc_profile=icc
+    )
+
+
+def _exif_bytes(img: PILImage.Image) -> bytes | None:
+    exif = img.getexif()
+    if _ORIENTATION_TAG in exif:
+        del exif[_ORIENTATION_TAG]
+    if not len(exif):
+        return None
+    data = exif.tobytes()
+    return data or None
+
+
+# ---- 16-bit PNG (colour and gray+alpha), which Pillow can only open as 8-bit
+
+
+def _png16_header(path: Path) -> tuple[int, int, int] | None:
+    """(width, height, colour type) of a non-interlaced 16-bit colour or gray+alpha PNG; None for other PNGs."""
+    with path.open("rb") as fh:
+        head = fh.read(33)
+    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    bit_depth, colour_type, interlace = head[24], head[25], head[28]
+    if bit_depth != 16 or colour_type not in _PNG16_CHANNELS or interlace != 0:
+        return None
+    return width, height, colour_type
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    import zlib
+
+    if data[:8] != _PNG_SIGNATURE:
+        raise ValueError("not a PNG file")
+    chunks, pos = [], 8
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise ValueError("image file is truncated (incomplete chunk)")
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(body) != length or len(crc) != 4:
+            raise ValueError("image file is truncated (incomplete chunk)")
+        if zlib.crc32(kind + body) != int.from_bytes(crc, "big"):
+            raise ValueError(f"broken PNG chunk {kind.decode('latin-1')!r} (CRC mismatch)")
+        chunks.append((kind, body))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[-1][0] != b"IEND":
+        raise ValueError("image file is truncated (no IEND chunk)")
+    return chunks
+
+
+def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
+    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth) → (height, stride) uint8."""
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, stride + 1)
+    out = np.empty((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.uint8)
+    for y in range(height):
+        kind, line = int(rows[y, 0]), rows[y, 1:]
+        if kind == 0:
+            out[y] = line
+        elif kind == 1:
+            out[y] = line.reshape(-1, bpp).cumsum(axis=0, dtype=np.uint8).reshape(-1)
+        elif kind == 2:
+            out[y] = line + prev
+        elif kind in (3, 4):
+            out[y] = np.frombuffer(_unfilter_sequential(kind, line.tobytes(), prev.tobytes(), bpp), dtype=np.uint8)
+        else:
+            raise ValueError(f"corrupt PNG data (filter type {kind} in row {y})")
+        prev = out[y]
+    return out
+
+
+def _unfilter_sequential(kind: int, line: bytes, prev: bytes, bpp: int) -> bytearray:
+    # Average and Paeth depend on the already-decoded left neighbour: one byte at a time
+    out = bytearray(line)
+    for i in range(len(out)):
+        a = out[i - bpp] if i >= bpp else 0
+        b = prev[i]
+        if kind == 3:
+            out[i] = (out[i] + ((a + b) >> 1)) & 0xFF
+            continue
+        c = prev[i - bpp] if i >= bpp else 0
+        pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+        out[i] = (out[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+    return out
+
+
+def _read_png16(path: Path) -> LoadedImage:
+    import zlib
+
+    chunks = _png_chunks(path.read_bytes())
+    header = chunks[0][1]
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    channels = _PNG16_CHANNELS[header[9]]
+    stride = width * channels * 2
+    try:
+        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    except zlib.error as error:
+        raise ValueError(f"corrupt PNG image data ({error})") from error
+    if len(raw) < height * (stride + 1):
+        raise ValueError("image file is truncated (missing rows)")
+    data = _unfilter(raw[: height * (stride + 1)], height, stride, channels * 2)
+    pixels = data.view(">u2").reshape(height, width, channels)
+    icc = exif = None
+    for kind, body in chunks:
+        if kind == b"iCCP":
+            icc = zlib.decompress(body[body.index(b"\0") + 2 :])
+        elif kind == b"eXIf":
+            exif = body
+    orientation = 1
+    if exif:
+        from PIL import Image
+
+        parsed = Image.Exif()
+        parsed.load(exif)
+        value = parsed.get(_ORIENTATION_TAG, 1)
+        orientation = value if isinstance(value, int) else 1
+        parsed.pop(_ORIENTATION_TAG, None)
+        exif = parsed.tobytes() if len(parsed) else None
+    pixels = _orient(pixels, orientation)
+    floats = pixels.astype(np.float32) / np.float32(65535.0)
+    return _loaded(floats, _CHANNEL_MODES[channels], 16, "PNG", exif, icc)
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to (H, W, C) pixels, as ``PIL.ImageOps.exif_transpose`` does."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(pixels, k=-1)
+    if orientation == 7:
+        return pixels[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(pixels, k=1)
+    return pixels
+
+
+def _encode_png16(pixels: np.ndarray, *, exif: bytes | None, icc_profile: bytes | None) -> bytes:
+    """(H, W, C) uint16 with C = 1..4 → 16-bit PNG bytes (per row the filter with the smallest sum, as libpng)."""
+    import zlib
+
+    height, width, channels = pixels.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    bpp = 2 * channels
+    x = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(height, width * bpp).astype(np.int16)
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    up = np.zeros_like(x)
+    up[1:] = x[:-1]
+    up_left = np.zeros_like(x)
+    up_left[1:, bpp:] = x[:-1, :-bpp]
+    p = left + up - up_left
+    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    candidates = np.stack([x, x - left, x - up, x - ((left + up) >> 1), x - paeth]) & 0xFF  # (5, H, stride)
+    signed = np.where(candidates > 127, 256 - candidates, candidates).sum(axis=2)  # libpng's heuristic
+    best = signed.argmin(axis=0)
+    rows = candidates[best, np.arange(height)].astype(np.uint8)
+    raw = np.concatenate([best.astype(np.uint8)[:, None], rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, colour_type, 0, 0, 0])
+    parts = [_PNG_SIGNATURE, chunk(b"IHDR", header)]
+    if icc_profile:
+        parts.append(chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
+    if exif:
+        parts.append(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    parts += [chunk(b"IDAT", zlib.compress(raw, 6)), chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+# ---- in-memory images (PIL, numpy)
+
+
+def is_pil_image(value: object) -> bool:
+    """Whether `value` is a ``PIL.Image.Image`` (without importing PIL when it was never imported)."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(value, module.Image)
+
+
+def loaded_from_pil(image: PILImage.Image) -> LoadedImage:
+    """An in-memory Pillow image as a :class:`LoadedImage` (same mode rules as :func:`read_image_any`).
+
+    The EXIF orientation is **not** applied: the pixels are taken as given, and the EXIF (orientation tag included)
+    is kept for the output, so an output of this image displays the way the input does.
+
+    Raises:
+        TypeError: `image` is not a Pillow image.
+    """
+    if not is_pil_image(image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    image.load()
+    loaded = _loaded_from_pil(image, transpose=False)
+    raw_exif = image.info.get("exif")
+    return dataclasses.replace(loaded, format=image.format, exif=raw_exif if isinstance(raw_exif, bytes) else None)
+
+
+def loaded_to_pil(image: LoadedImage) -> PILImage.Image:
+    """A :class:`LoadedImage` as a Pillow image of its mode: ``L``, ``LA``, ``RGB``, ``RGBA``, or ``I;16`` for 16-bit
+    gray. Pillow has no 16-bit colour modes, so 16-bit colour is quantised to 8 bits. EXIF and ICC profile are put
+    in ``info``."""
+    from PIL import Image
+
+    bits = 16 if image.bit_depth > 8 and image.mode == "gray" else 8
+    pixels = _quantised_pixels(image, bits=bits)
+    pil = Image.fromarray(pixels[:, :, 0].astype("<u2") if bits == 16 else _squeeze(pixels))
+    if image.icc_profile:
+        pil.info["icc_profile"] = image.icc_profile
+    if image.exif:
+        pil.info["exif"] = image.exif
+    return pil
+
+
+def loaded_from_array(array: np.ndarray) -> LoadedImage:
+    """A numpy image as a :class:`LoadedImage`.
+
+    Args:
+        array: (H, W) or (H, W, 1) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA; uint8, uint16, or
+            floating in [0, 1] (taken as float32, bit depth 32).
+
+    Raises:
+        TypeError, ValueError: another dtype or shape.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(array).__name__}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in _CHANNEL_MODES or 0 in array.shape:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image array with C in 1..4, got {_describe(array)}")
+    if array.dtype == np.uint8:
+        pixels, bits = array.astype(np.float32) / np.float32(255.0), 8
+    elif array.dtype == np.uint16:
+        pixels, bits = array.astype(np.float32) / np.float32(65535.0), 16
+    elif np.issubdtype(array.dtype, np.floating):
+        pixels, bits = array.astype(np.float32), 32
+        if np.isnan(pixels).any():
+            raise ValueError("image array contains NaN values")
+    else:
+        raise TypeError(f"image arrays must be uint8, uint16 or floating, got {_describe(array)}")
+    return _loaded(pixels, _CHANNEL_MODES[array.shape[2]], bits, None, None, None)
+
+
+def loaded_to_array(image: LoadedImage) -> np.ndarray:
+    """A :class:`LoadedImage` as numpy: (H, W) gray, else (H, W, C); uint8 / uint16 for bit depths 8 / 16 (MATLAB
+    rounding), float32 clipped to [0, 1] for 32."""
+    if image.bit_depth == 32:
+        return _squeeze(np.clip(_float_pixels(image), 0.0, 1.0))
+    return _squeeze(_quantised_pixels(image, bits=16 if image.bit_depth > 8 else 8))
+
+
+def _squeeze(pixels: np.ndarray) -> np.ndarray:
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def _float_pixels(image: LoadedImage, *, mode: ImageMode | None = None) -> np.ndarray:
+    """(H, W, C) float32 in the channel layout of `mode` (default: the image's); gray is BT.601 luma."""
+    mode = mode or image.mode
+    rgb = image.rgb.detach().to("cpu", torch.float32)
+    if mode in ("gray", "gray_alpha"):
+        colour = (_LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]).unsqueeze(0)
+    else:
+        colour = rgb
+    if mode in ("gray_alpha", "rgba"):
+        alpha = image.alpha if image.alpha is not None else torch.ones_like(rgb[:1])
+        colour = torch.cat([colour, alpha.detach().to("cpu", torch.float32)], dim=0)
+    return np.ascontiguousarray(colour.permute(1, 2, 0).numpy())
+
+
+def _quantised_pixels(image: LoadedImage, *, bits: int, mode: ImageMode | None = None) -> np.ndarray:
+    pixels = _float_pixels(image, mode=mode)
+    if np.isnan(pixels).any():
+        raise ValueError("image contains NaN values")
+    peak = np.float32(255.0 if bits == 8 else 65535.0)
+    quantised = np.floor(np.clip(pixels, 0.0, 1.0) * peak + np.float32(0.5))
+    return quantised.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+# ---- writing
+
+
+_ALPHA_FORMATS: Final = frozenset({".png", ".webp", ".tif", ".tiff"})
+_GRAY_FORMATS: Final = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+
+def format_can_hold(suffix: str, *, mode: ImageMode, bit_depth: int) -> bool:
+    """Whether :func:`write_image_like` can write an image of this mode and bit depth to `suffix` without loss of
+    kind: alpha needs PNG, WebP or TIFF; gray stays gray except in WebP; 16 bits need PNG (or TIFF for gray).
+
+    >>> format_can_hold(".jpg", mode="rgba", bit_depth=8), format_can_hold(".png", mode="rgb", bit_depth=16)
+    (False, True)
+    """
+    suffix = suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        return False
+    if mode in ("gray_alpha", "rgba") and suffix not in _ALPHA_FORMATS:
+        return False
+    if mode in ("gray", "gray_alpha") and suffix not in _GRAY_FORMATS:
+        return False
+    if bit_depth > 8:
+        return suffix == ".png" or (suffix in (".tif", ".tiff") and mode == "gray")
+    return True
+
+
+def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -> None:
+    """Write `image` atomically in its own kind (mode, bit depth, EXIF, ICC profile) as far as the format allows.
+
+    The extension chooses the format. Where it cannot hold the image's kind (see :func:`format_can_hold`), the
+    nearest it can is written: JPEG and BMP drop the alpha channel, WebP stores gray as RGB, and 16-bit data is
+    quantised to 8 bits outside PNG (and TIFF for gray). Gray is written from the BT.601 luma of ``rgb``. 16-bit
+    colour PNGs are encoded here (Pillow cannot write them); everything else by Pillow. Quantisation rounds like
+    MATLAB (``floor(x·peak + 0.5)``).
+
+    Args:
+        path: destination; parent folders are created; an existing file is replaced only once the new one is
+            complete.
+        image: what to write (e.g. an upscaled :class:`LoadedImage`).
+        quality: JPEG/WebP quality, 1-100.
+
+    Raises:
+        ImageWriteError: unknown extension or an I/O failure.
+        ValueError: bad quality, or NaN pixels.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     rgba = LoadedImage(rgb=torch.rand(3, 4, 5), alpha=torch.ones(1, 4, 5), mode="rgba", bit_depth=16)
+    ...     write_image_like(f"{tmp}/a.png", rgba)
+    ...     back = read_image_any(f"{tmp}/a.png")
+    >>> back.mode, back.bit_depth, bool((back.rgb - rgba.rgb).abs().max() < 1e-4)
+    ('rgba', 16, True)
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        raise ImageWriteError(
+            path, f"unknown extension {path.suffix or '(none)'!r}; use one of {', '.join(_WRITE_FORMATS)}"
+        )
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    mode: ImageMode = image.mode
+    if mode in ("gray_alpha", "rgba") and suffix not in _ALPHA_FORMATS:
+        mode = "gray" if mode == "gray_alpha" else "rgb"
+    if mode in ("gray", "gray_alpha") and suffix not in _GRAY_FORMATS:
+        mode = "rgb" if mode == "gray" else "rgba"
+    bits = 16 if image.bit_depth > 8 and format_can_hold(suffix, mode=mode, bit_depth=16) else 8
+    pixels = _quantised_pixels(image, bits=bits, mode=mode)
+    pil_format = _WRITE_FORMATS[suffix]
+
+    def save(file: BinaryIO) -> None:
+        if bits == 16 and pixels.shape[2] > 1:  # only PNG gets here (format_can_hold)
+            file.write(_encode_png16(pixels, exif=image.exif, icc_profile=image.icc_profile))
+            return
+        from PIL import Image
+
+        pil = Image.fromarray(pixels[:, :, 0].astype("<u2") if bits == 16 else _squeeze(pixels))
+        options: dict[str, Any] = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {}
+        if image.exif:
+            options["exif"] = image.exif
+        if image.icc_profile and pil_format != "BMP":
+            options["icc_profile"] = image.icc_profile
+        pil.save(file, format=pil_format, **options)
+
+    _atomic_write(path, save)

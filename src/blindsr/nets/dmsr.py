@@ -159,12 +159,30 @@ class DegradationExtractor(nn.Module):
             kernel: (B, k, k), non-negative, each summing to 1, row-major.
             noise: (B, 3, h, w) signed, in [0, 1] image units.
         """
-        check_image_batch(lr, name="lr", channels=3)
-        feats = self.trunk(self.head(lr - self.rgb_mean).relu())
-        noise = self.noise_branch(feats)
-        logits = self.blur_branch(feats).mean(dim=(2, 3))
-        kernel = logits.softmax(dim=1).view(-1, self.kernel_size, self.kernel_size)
+        feats = self.features(lr)
+        noise = self.noise(feats)
+        kernel = self.kernel_from_logits(self.blur_map(feats).mean(dim=(2, 3)))
         return kernel, noise
+
+    # The pieces of ``forward``, for tiled inference (``blindsr.inference``): the blur branch's pre-pool map can be
+    # summed tile by tile and pooled once for the whole image, while the noise branch stays local.
+
+    def features(self, lr: Tensor) -> Tensor:
+        """The shared trunk: (B, 3, h, w) RGB in [0, 1] → (B, C, h, w). Receptive field 11×11 (5 convs)."""
+        check_image_batch(lr, name="lr", channels=3)
+        return self.trunk(self.head(lr - self.rgb_mean).relu())
+
+    def noise(self, feats: Tensor) -> Tensor:
+        """``N_est`` from trunk features: (B, C, h, w) → (B, 3, h, w), signed, [0, 1] units (13×13 from the LR)."""
+        return self.noise_branch(feats)
+
+    def blur_map(self, feats: Tensor) -> Tensor:
+        """The blur branch before its global average pool: (B, C, h, w) → (B, k², h, w) (15×15 from the LR)."""
+        return self.blur_branch(feats)
+
+    def kernel_from_logits(self, logits: Tensor) -> Tensor:
+        """Pooled blur logits (B, k²) → ``K_est`` (B, k, k): softmax, row-major reshape."""
+        return logits.softmax(dim=1).view(-1, self.kernel_size, self.kernel_size)
 
 
 class MetaDenoise(nn.Module):
@@ -373,15 +391,22 @@ class DMSRNet(nn.Module):
             raise ValueError(f"kernel must have shape {(B, k, k)}, got {tuple(kernel.shape)}")
         if tuple(noise.shape) != (B, 3, h, w):
             raise ValueError(f"noise must have the shape of lr {(B, 3, h, w)}, got {tuple(noise.shape)}")
-        noise_in = noise if self.noise_input == "map" else noise_level_map(noise)
-        feats = self.mnm((lr - self.rgb_mean) * self.img_range, noise_in * self.img_range)
-        f0 = self.head(feats)
-        f = self.body_conv(self.body(f0)) + f0
-        y0 = self.tail(self.upsampler(f)) / self.img_range + self.rgb_mean
+        y0 = self.tail(self.upsampler(self.features(lr, noise))) / self.img_range + self.rgb_mean
         sr = y0
         for mbm in self.mbms:
             sr = mbm(sr, kernel)
         return DMSROutput(sr=sr, kernel=kernel, noise=noise, y0=y0)
+
+    def features(self, lr: Tensor, noise: Tensor) -> Tensor:
+        """The SR branch at LR resolution: MNM → head → RCAN body (+ long skip) → (B, n_feats, h, w).
+
+        The part of ``restore`` before the upsampler (tiled inference runs it alone to pool the body's channel
+        attention over the whole image). Shapes are checked by ``restore``.
+        """
+        noise_in = noise if self.noise_input == "map" else noise_level_map(noise)
+        feats = self.mnm((lr - self.rgb_mean) * self.img_range, noise_in * self.img_range)
+        f0 = self.head(feats)
+        return self.body_conv(self.body(f0)) + f0
 
     @torch.no_grad()
     def init_code_from_pca(self, matrix: Tensor) -> None:

@@ -37,8 +37,14 @@ class ChannelAttention(nn.Module):
         self.excite = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = x.mean(dim=(2, 3), keepdim=True)
-        return x * self.excite(self.squeeze(w).relu()).sigmoid()
+        return x * self.weights(x.mean(dim=(2, 3), keepdim=True))
+
+    def weights(self, pooled: Tensor) -> Tensor:
+        """The per-channel gates ``sigmoid(W2 · ReLU(W1 · pooled))`` from the pooled input (B, C, 1, 1).
+
+        Separate from ``forward`` so tiled inference can gate each tile with the whole image's pooled statistics.
+        """
+        return self.excite(self.squeeze(pooled).relu()).sigmoid()
 
 
 class RCAB(nn.Module):

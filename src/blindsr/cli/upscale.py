@@ -1,0 +1,329 @@
+"""``blindsr upscale``: super-resolve image files and folders (Real-ESRGAN-style flags), tiled, blind."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blindsr.inference import Upscaler
+
+_DESCRIPTION = """Super-resolve images with a blind-SR model. The degradation (DMSR: blur kernel and noise) is
+estimated once per image, then the image is restored tile by tile with that estimate.
+
+  blindsr upscale photo.jpg                          -> results/photo_out.jpg (model dmsr-x4)
+  blindsr upscale LR/ -o SR/ -m dmsr-x4 --tile auto
+  blindsr upscale LR/ -o SR/ -r --save-degradation   sub-folders kept; + _kernel.png, _noise.png, _noise.npy
+  blindsr upscale scan.tif -s 2 --ext png            network at x4, then MATLAB bicubic down to x2
+  blindsr upscale img.png -m runs/export/model.safetensors --device cuda --precision bf16
+
+Inputs: files and folders (folders: the image files directly inside, or with --recursive the whole tree, keeping
+its sub-folders under OUT). Images are read as they are: gray stays gray, alpha is upscaled separately with
+bicubic, 16-bit PNGs stay 16-bit, the EXIF orientation is applied, EXIF and ICC profiles are kept. Inputs above
+67 megapixels or below 8 px per side are refused.
+
+Outputs: OUT/<stem><suffix>.<ext>. --ext auto keeps the input's format unless it cannot hold the image (then PNG:
+e.g. alpha from a BMP, 16 bits from a TIFF); an explicit --ext converts (jpg and bmp drop alpha; only png keeps 16
+bits). Existing outputs are skipped unless --overwrite; an output that would replace an input is refused.
+
+Exit status: 0 when every image was written (or skipped as existing); 1 when some failed (each failure is one
+line, `error: PATH: reason`, and the others are still written; the last line says `N of M failed`); 2 for usage
+errors (unknown model, missing input, bad option)."""
+
+_EXTS = ("auto", "png", "jpg", "webp", "tif", "bmp")
+
+
+def _tile(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tile size in pixels, 0 (none) or 'auto', got {value!r}") from None
+    if tile < 0:
+        raise argparse.ArgumentTypeError(f"tile must be >= 0, got {tile}")
+    return tile
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``upscale`` sub-command to the main CLI.
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers()``.
+    """
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve image files and folders (tiled; gray, alpha and 16-bit kept)",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files and/or folders")
+    p.add_argument(
+        "-i",
+        "--input",
+        dest="more_inputs",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="INPUT",
+        help="more inputs (Real-ESRGAN's spelling)",
+    )
+    p.add_argument("-o", "--output", default="results", metavar="OUT", help="output folder (default: results)")
+    p.add_argument(
+        "-m",
+        "-n",
+        "--model",
+        "--model-name",
+        "--model_name",
+        "--model-path",
+        "--model_path",
+        dest="model",
+        default="dmsr-x4",
+        metavar="MODEL",
+        help="model name (see `blindsr models`) or release .safetensors file (default: dmsr-x4)",
+    )
+    p.add_argument(
+        "-s",
+        "--outscale",
+        type=float,
+        metavar="S",
+        help="final scale; the output is resized from the model's scale with MATLAB bicubic (default: the model's)",
+    )
+    p.add_argument(
+        "-t",
+        "--tile",
+        type=_tile,
+        default="auto",
+        metavar="N|auto",
+        help="tile size in LR pixels; 0 = whole images; auto (default) = from the free memory, halved on out-of-memory",
+    )
+    p.add_argument(
+        "--tile-pad",
+        "--tile_pad",
+        dest="tile_pad",
+        type=int,
+        default=16,
+        metavar="P",
+        help="context pixels around each tile (default 16)",
+    )
+    p.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="fp32 (default), or bf16/fp16 through autocast (fp16 falls back to fp32 on the CPU)",
+    )
+    p.add_argument("--ext", choices=_EXTS, default="auto", help="output format (default: auto, see above)")
+    p.add_argument("--suffix", default="_out", help="appended to each output's stem, as is (default: _out)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
+    p.add_argument(
+        "--save-degradation",
+        "--save_degradation",
+        dest="save_degradation",
+        action="store_true",
+        help="also write <stem><suffix>_kernel.png (enlarged kernel), _noise.png (0.5 + 4 x noise) and "
+        "_noise.npy (float32 HxWx3) next to each output",
+    )
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders, keeping their structure")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Path
+    relative: Path  # where the output goes under OUT, with the input's name
+
+
+def _collect(inputs: list[str], out: Path, *, recursive: bool) -> list[_Job]:
+    from blindsr.cli.main import CLIError
+    from blindsr.data.io import list_images
+
+    jobs: list[_Job] = []
+    out_resolved = out.resolve()
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            root = path.resolve()
+            inside = out_resolved != root and out_resolved.is_relative_to(root)
+            for file in list_images(path, recursive=recursive):
+                if inside and file.resolve().is_relative_to(out_resolved):
+                    continue  # earlier outputs in OUT inside the input folder are not inputs
+                jobs.append(_Job(source=file, relative=file.relative_to(path)))
+        elif path.is_file():
+            jobs.append(_Job(source=path, relative=Path(path.name)))
+        else:
+            raise CLIError(f"input {path} does not exist")
+    if not jobs:
+        raise CLIError(f"no images found in {', '.join(inputs)}" + ("" if recursive else " (use -r for sub-folders)"))
+    return jobs
+
+
+def _suffix_for(source: Path, ext: str) -> str:
+    from blindsr.data.io import IMAGE_EXTENSIONS
+
+    if ext != "auto":
+        return f".{ext}"
+    suffix = source.suffix.lower()
+    return suffix if suffix in IMAGE_EXTENSIONS else ".png"
+
+
+def _side_files(output: Path) -> list[Path]:
+    """--save-degradation files next to `output`: kernel picture, noise picture, noise array."""
+    return [output.with_name(f"{output.stem}{end}") for end in ("_kernel.png", "_noise.png", "_noise.npy")]
+
+
+def _describe_tile(upscaler: Upscaler) -> str:
+    tile = upscaler.tile
+    if upscaler.auto_tile:
+        return f"auto = {tile} px (images that fit in memory run whole), pad {upscaler.tile_pad}"
+    if tile is None:
+        return "none (whole images)"
+    return f"{tile} px, pad {upscaler.tile_pad}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``upscale``.
+
+    Args:
+        args: parsed arguments (see :func:`register`).
+
+    Returns:
+        0 when every image was written or skipped, 1 when some failed (usage errors raise ``CLIError``: exit 2).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from blindsr.cli.main import CLIError
+    from blindsr.data.io import ImageReadError, ImageWriteError, format_can_hold, read_image_any, write_image
+    from blindsr.data.io import write_image_like as write_like
+    from blindsr.inference import Upscaler, kernel_image, noise_image
+    from blindsr.zoo import parameter_counts
+
+    inputs = [*args.inputs, *args.more_inputs]
+    if not inputs:
+        raise CLIError("give at least one input file or folder")
+    if not 1 <= args.quality <= 100:
+        raise CLIError(f"--quality must be in 1..100, got {args.quality}")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output {out} exists and is not a folder")
+    jobs = _collect(inputs, out, recursive=args.recursive)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        upscaler = Upscaler(
+            args.model,
+            tile=args.tile,
+            tile_pad=args.tile_pad,
+            device=args.device,
+            precision=args.precision,
+            outscale=args.outscale,
+        )
+        tile_text = _describe_tile(upscaler)
+    loaded = upscaler.model
+    name = loaded.card.name if loaded.card is not None else str(loaded.path)
+    params = parameter_counts(loaded.model).get("total", 0)
+    print(f"model: {name} ({loaded.arch}, x{loaded.scale}, {params / 1e6:.2f} M parameters)")
+    print(f"device: {upscaler.device}, precision: {upscaler.precision}, tile: {tile_text}")
+    for w in caught:
+        print(f"note: {w.message}")
+    if args.outscale is not None and upscaler.outscale != upscaler.scale:
+        print(f"outscale: {upscaler.outscale:g} (the x{upscaler.scale} output is resized with MATLAB bicubic)")
+
+    input_paths = {job.source.resolve() for job in jobs}
+    claimed: dict[Path, Path] = {}
+    failed = written = skipped = 0
+    total = len(jobs)
+
+    def fail(source: Path, reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        tqdm.write(f"error: {source}: {reason}", file=sys.stderr)
+
+    def claim(source: Path, target: Path) -> bool:
+        """False (and the failure reported) when `target` is an input or another input's output."""
+        outputs = [target, *(_side_files(target) if args.save_degradation else [])]
+        clash = next((p for p in outputs if p.resolve() in input_paths), None)
+        if clash is not None:
+            fail(source, f"refusing to overwrite the input {clash} (use another -o or --suffix)")
+            return False
+        owner = claimed.setdefault(target.resolve(), source)
+        if owner != source:
+            fail(source, f"output {target} is also the output of {owner} (rename one, or use --suffix)")
+            return False
+        return True
+
+    bar = tqdm(jobs, desc="upscale", unit="img", disable=args.quiet, file=sys.stderr)
+    for job in bar:
+        target = out / job.relative.parent / f"{job.relative.stem}{args.suffix}{_suffix_for(job.source, args.ext)}"
+        if not claim(job.source, target):
+            continue
+        if not args.overwrite and target.exists():
+            skipped += 1
+            continue
+        try:
+            image = read_image_any(job.source, min_side=upscaler.min_side)
+        except (ImageReadError, FileNotFoundError) as e:
+            fail(job.source, e.reason if isinstance(e, ImageReadError) else str(e))
+            continue
+        if args.ext == "auto" and not format_can_hold(target.suffix, mode=image.mode, bit_depth=image.bit_depth):
+            target = target.with_suffix(".png")  # e.g. alpha read from a BMP, 16 bits from a colour TIFF
+            if not claim(job.source, target):
+                continue
+            if not args.overwrite and target.exists():
+                skipped += 1
+                continue
+        outputs = [target, *(_side_files(target) if args.save_degradation else [])]
+        tile_before = upscaler.tile if upscaler.auto_tile else None
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = upscaler.upscale_with_degradation(image)
+            for w in caught:
+                tqdm.write(f"note: {job.source}: {w.message}", file=sys.stderr)
+            write_like(target, result.image, quality=args.quality)
+            if args.save_degradation:
+                kernel_path, noise_path, npy_path = outputs[1:]
+                if result.kernel is not None:
+                    write_image(kernel_path, kernel_image(result.kernel))
+                if result.noise is not None:
+                    write_image(noise_path, noise_image(result.noise))
+                    write_image(npy_path, torch.from_numpy(result.noise).permute(2, 0, 1))
+        except torch.OutOfMemoryError:
+            tile = upscaler.tile
+            used = "none (whole image)" if tile is None else f"{tile} px"
+            fail(job.source, f"out of memory (tile: {used}); try a smaller --tile, or --tile auto")
+            continue
+        except ImageWriteError as e:
+            fail(job.source, e.reason)
+            continue
+        except (ValueError, OSError, RuntimeError) as e:
+            if os.environ.get("BLINDSR_DEBUG"):
+                raise
+            fail(job.source, f"{type(e).__name__}: {_first_line(e)}")
+            continue
+        written += 1
+        if upscaler.auto_tile and upscaler.tile != tile_before:
+            tqdm.write(f"note: tile reduced to {upscaler.tile} px after running out of memory", file=sys.stderr)
+    bar.close()
+
+    summary = f"wrote {written} of {total} image(s) to {out}"
+    if skipped:
+        summary += f"; skipped {skipped} existing (use --overwrite to replace them)"
+    print(summary)
+    if failed:
+        print(f"{failed} of {total} failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

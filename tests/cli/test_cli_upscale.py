@@ -1,0 +1,177 @@
+"""`blindsr upscale`: folders in, the same kinds of images out, tiles, skipping, errors on one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blindsr.cli.main import main
+from blindsr.nets.dmsr import DMSRNet
+from blindsr.zoo import save_release
+
+KWARGS: dict[str, Any] = {"scale": 2, "n_feats": 8, "n_groups": 1, "n_blocks": 1, "extractor_channels": 8}
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("models") / "dmsr-tiny.safetensors"
+    save_release(DMSRNet(**KWARGS), path, arch="dmsr", arch_kwargs=KWARGS, scale=2)
+    return str(path)
+
+
+def _photo(h: int, w: int) -> np.ndarray:
+    """uint8 (h, w, 3): a smooth gradient with mild noise."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x / w, y / h, (x + y) / (h + w)], axis=2) * 200 + 20
+    return np.clip(base + RNG.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+def _upscale(*args: str) -> int:
+    return main(["upscale", *args, "-q"])
+
+
+def test_a_folder_of_mixed_images_with_a_corrupt_one(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo(20, 24)[:, :, 0]).save(src / "gray.png")
+    Image.fromarray(np.dstack([_photo(18, 22), RNG.integers(0, 256, (18, 22), dtype=np.uint8)])).save(src / "rgba.png")
+    Image.fromarray((_photo(16, 20)[:, :, 1].astype(np.uint16) * 257).astype("<u2")).save(src / "deep.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    code = _upscale(str(src), "-o", str(out), "-m", model, "--tile", "0")
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(src / "broken.png") in errors[0]
+    assert "Traceback" not in captured.err and "1 of 4 failed" in captured.err
+    assert "device: cpu" in captured.out or "device: cuda" in captured.out
+    assert "precision: fp32" in captured.out and "model: " in captured.out
+    expected = {"gray_out.png": ("L", (48, 40)), "rgba_out.png": ("RGBA", (44, 36)), "deep_out.png": (None, (40, 32))}
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+    for name, (mode, size) in expected.items():
+        with Image.open(out / name) as img:
+            assert img.size == size
+            if mode is not None:
+                assert img.mode == mode
+            else:
+                assert img.mode.startswith("I")  # 16-bit gray stays 16-bit
+                assert int(np.array(img).max()) > 255
+
+
+def test_tiled_output_matches_untiled_within_2_levels(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "photo.png"
+    Image.fromarray(_photo(40, 52)).save(src)
+    assert _upscale(str(src), "-o", str(tmp_path / "whole"), "-m", model, "--tile", "0") == 0
+    assert _upscale(str(src), "-o", str(tmp_path / "tiled"), "-m", model, "--tile", "16", "--tile_pad", "16") == 0
+    whole = np.array(Image.open(tmp_path / "whole" / "photo_out.png")).astype(int)
+    tiled = np.array(Image.open(tmp_path / "tiled" / "photo_out.png")).astype(int)
+    assert whole.shape == (80, 104, 3)
+    assert int(np.abs(whole - tiled).max()) <= 2
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.jpg"
+    Image.fromarray(_photo(16, 16)).save(src, quality=95)
+    out = tmp_path / "out"
+    assert _upscale(str(src), "-o", str(out), "-m", model) == 0
+    target = out / "a_out.jpg"  # --ext auto keeps JPEG
+    assert Image.open(target).size == (32, 32)
+    target.write_bytes(b"placeholder")
+    capsys.readouterr()
+    assert _upscale(str(src), "-o", str(out), "-m", model) == 0
+    assert "skipped 1 existing" in capsys.readouterr().out
+    assert target.read_bytes() == b"placeholder"
+    assert _upscale(str(src), "-o", str(out), "-m", model, "--overwrite") == 0
+    assert Image.open(target).size == (32, 32)
+
+
+def test_recursive_keeps_the_folder_structure(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "in"
+    (src / "trip" / "day1").mkdir(parents=True)
+    Image.fromarray(_photo(12, 12)).save(src / "top.png")
+    Image.fromarray(_photo(12, 14)).save(src / "trip" / "day1" / "beach.webp")
+    out = tmp_path / "out"
+    assert _upscale(str(src), "-o", str(out), "-m", model, "--recursive", "--ext", "png", "--suffix", "_x2") == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["top_x2.png", "trip/day1/beach_x2.png"]
+    flat = tmp_path / "flat"
+    assert _upscale(str(src), "-o", str(flat), "-m", model) == 0
+    assert [p.name for p in flat.rglob("*") if p.is_file()] == ["top_out.png"]
+
+
+def test_alternative_spellings_outscale_and_degradation_files(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "p.png"
+    Image.fromarray(_photo(12, 16)).save(src)
+    out = tmp_path / "out"
+    args = [str(src), "-o", str(out), "-m", model, "--tile_pad", "4", "--outscale", "3", "--save_degradation"]
+    assert _upscale(*args) == 0
+    assert Image.open(out / "p_out.png").size == (48, 36)
+    assert Image.open(out / "p_out_kernel.png").size == (256, 256)
+    assert Image.open(out / "p_out_noise.png").size == (16, 12)  # LR size
+    noise = np.load(out / "p_out_noise.npy")
+    assert noise.shape == (12, 16, 3) and noise.dtype == np.float32
+
+
+def test_never_writes_over_an_input(tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo(12, 12)).save(src / "a.png")
+    before = (src / "a.png").read_bytes()
+    code = _upscale(str(src), "-o", str(src), "-m", model, "--suffix", "", "--overwrite")
+    err = capsys.readouterr().err
+    assert code == 1 and "refusing to overwrite the input" in err and "1 of 1 failed" in err
+    assert (src / "a.png").read_bytes() == before
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs_next_time(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo(12, 12)).save(src / "a.png")
+    assert _upscale(str(src), "-o", str(src / "sr"), "-m", model, "-r") == 0
+    assert _upscale(str(src), "-o", str(src / "sr"), "-m", model, "-r", "--overwrite") == 0
+    assert sorted(p.name for p in (src / "sr").iterdir()) == ["a_out.png"]
+
+
+def test_usage_errors_exit_2_on_one_line(tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _upscale(str(tmp_path / "missing.png"), "-m", model) == 2
+    assert _upscale(str(tmp_path), "-m", model) == 2  # an empty folder
+    Image.fromarray(_photo(12, 12)).save(tmp_path / "a.png")
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", "no-such-model") == 2
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", model, "--device", "tpu") == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 4 and all(line.startswith("blindsr upscale: error:") for line in lines), lines
+    assert "does not exist" in lines[0] and "no images found" in lines[1] and "unknown device" in lines[3]
+
+
+def test_fp16_on_cpu_is_reported_and_runs_in_fp32(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(_photo(12, 12)).save(tmp_path / "a.png")
+    args = [str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", model, "--device", "cpu", "--precision", "fp16"]
+    assert _upscale(*args) == 0
+    out = capsys.readouterr().out
+    assert "precision: fp32" in out and "note: fp16 is not supported on the CPU" in out
+
+
+def test_two_inputs_with_one_output_name_are_not_both_written(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(_photo(12, 12)).save(tmp_path / "a.png")
+    Image.fromarray(_photo(14, 14)).save(tmp_path / "a.jpg")
+    code = _upscale(
+        str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-m", model, "--ext", "png"
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "is also the output of" in err and "1 of 2 failed" in err
+    assert Image.open(tmp_path / "o" / "a_out.png").size == (28, 28)  # the first one, a.jpg
