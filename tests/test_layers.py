@@ -21,6 +21,7 @@ FORBIDDEN = {
     "nets": {"degradations", "data", "metrics", "eval", "engine", "methods", "cli", "config"},
     "methods": {"engine", "cli", "eval"},
     "zoo": {"methods", "engine", "cli", "eval", "data", "degradations", "metrics"},
+    "inference": {"cli", "methods", "engine", "eval", "degradations", "metrics", "config"},
     "config": {"ops", "degradations", "metrics", "data", "eval", "engine", "nets", "methods", "cli"},
     "serve": {"methods", "engine", "eval", "cli"},
 }

@@ -21,9 +21,12 @@ _COMMANDS = (
     "blindsr.cli.protocols",
     "blindsr.cli.evaluate",
     "blindsr.cli.train",
+    "blindsr.cli.upscale",
     "blindsr.cli.models",
     "blindsr.cli.export",
+    "blindsr.cli.export_onnx",
     "blindsr.cli.demo",
+    "blindsr.cli.serve",
     "blindsr.cli.lpips_convert",
 )
 
@@ -34,6 +37,7 @@ _EPILOG = """examples:
   blindsr metrics SR/ HR/ --scale 4 --json m.json     PSNR/SSIM on MATLAB Y, crop = scale
   blindsr eval -m bicubic --protocol gaussian8-x4 --data-root DATA
   blindsr train configs/toy/x2.yaml                   train (resumable: --resume RUN_DIR; DDP: torchrun)
+  blindsr upscale photos/ -o results/ -m dmsr-x4      super-resolve files and folders (tiled, blind)
   blindsr demo -o demo_output
 
 Run `blindsr COMMAND --help` for the options of a command."""

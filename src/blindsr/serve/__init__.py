@@ -1,0 +1,26 @@
+"""The web demo, ``blindsr serve``: upload an image, pick a model and a scale, compare, download.
+
+* :func:`create_app` (``app.py``): the FastAPI application (FastAPI is imported when it is called, so
+  ``import blindsr.serve`` works without the ``demo`` extra);
+* ``jobs.py``: the work without HTTP: the models on offer, one upscaling job, the temporary result folder;
+* ``page.py``: the single page, inline CSS and vanilla JavaScript, nothing loaded from elsewhere.
+
+Install the extra with ``pip install 'blindsr[demo]'``.
+"""
+
+from __future__ import annotations
+
+from blindsr.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_RESULTS, DEFAULT_MAX_UPLOAD_BYTES, create_app
+from blindsr.serve.jobs import JobError, ModelEntry, ResultStore, default_upscaler_factory, resolve_models
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_RESULTS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "JobError",
+    "ModelEntry",
+    "ResultStore",
+    "create_app",
+    "default_upscaler_factory",
+    "resolve_models",
+]

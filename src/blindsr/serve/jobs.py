@@ -1,0 +1,473 @@
+"""The web demo's work, without any HTTP: models on offer, one upscaling job, and the folder its files live in.
+
+A job takes the uploaded bytes, checks them (decodable image, pixel limit), upscales them with an
+:class:`UpscalerLike` (by default :class:`blindsr.inference.Upscaler`), and writes four PNGs into its own folder:
+
+``result``   the super-resolved image, at ``outscale`` x the input size;
+``bicubic``  the input enlarged to the same size with MATLAB bicubic (:func:`blindsr.ops.resize.imresize`);
+``kernel``   the estimated blur kernel, enlarged (models that estimate one, e.g. DMSR);
+``noise``    the estimated noise map (same).
+
+Every folder is inside one :class:`tempfile.TemporaryDirectory` per server (:class:`ResultStore`), created on the
+first job, which keeps the last ``max_results`` jobs and deletes older ones; :meth:`ResultStore.close` removes the
+lot. Nothing is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import torch
+
+from blindsr.data.io import IMAGE_EXTENSIONS, ImageReadError, image_size, read_image_uint8, write_image
+from blindsr.ops.resize import imresize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blindsr.zoo import LoadedModel
+
+__all__ = [
+    "IMAGE_NAMES",
+    "JobError",
+    "JobResult",
+    "ModelEntry",
+    "ResultStore",
+    "UpscaleResultLike",
+    "UpscalerFactory",
+    "UpscalerLike",
+    "default_upscaler_factory",
+    "resolve_models",
+    "run_job",
+    "summarize_degradation",
+]
+
+IMAGE_NAMES = ("result", "bicubic", "kernel", "noise")
+"""The PNGs a job can produce, in display order; ``kernel`` and ``noise`` only for models that estimate them."""
+
+KERNEL_DISPLAY_SIZE = 256
+"""Side in pixels of the enlarged kernel image."""
+
+
+class JobError(Exception):
+    """A request the server refuses, with the HTTP status to answer and a one-line message for the page.
+
+    >>> str(JobError(400, "the uploaded file is empty"))
+    'the uploaded file is empty'
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = " ".join(message.split())  # one line, whatever the cause said
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# models on offer
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """A model the page offers.
+
+    Attributes:
+        name: what the page shows and the form sends (a card name, or a release file's stem).
+        source: what :func:`blindsr.zoo.load_model` takes: the card name or the file path.
+        scale: the model's native upscaling factor.
+        description: one line for the page.
+    """
+
+    name: str
+    source: str
+    scale: int
+    description: str
+
+
+def _looks_like_path(source: str | os.PathLike[str]) -> bool:
+    if not isinstance(source, str):
+        return True
+    return source.endswith(".safetensors") or "/" in source or os.sep in source or Path(source).is_file()
+
+
+def _entry(source: str | os.PathLike[str], name: str | None) -> ModelEntry:
+    from blindsr.zoo import get_card, read_release_metadata, resolve_weights
+
+    if _looks_like_path(source):
+        path = Path(source)
+        metadata = read_release_metadata(path)  # FileNotFoundError / WeightsError with a clear message
+        card = metadata.get("card") or ""
+        description = f"weights file {path.name}" + (f" (exported for {card})" if card else "")
+        return ModelEntry(name or path.stem, str(path), int(metadata["scale"]), description)
+    card_ = get_card(str(source))  # KeyError that suggests close names
+    resolve_weights(card_)  # FileNotFoundError now rather than on the first upload
+    return ModelEntry(name or card_.name, card_.name, card_.scale, card_.description)
+
+
+def resolve_models(
+    models: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]] | None = None,
+) -> list[ModelEntry]:
+    """The models to offer, checked now so that a typo fails at start-up rather than on the first upload.
+
+    Args:
+        models: None for every zoo card whose weights file is present (:func:`blindsr.zoo.list_models`); a list of
+            card names and release-file paths (a file is shown by its stem); or a mapping of display name -> card
+            name or path.
+
+    Returns:
+        One entry per model, names made unique (``name-2``, ...) in the order given.
+
+    Raises:
+        KeyError: an unknown card name (the message suggests close names).
+        FileNotFoundError: a missing release file, or a card whose weights file is not installed.
+        blindsr.zoo.WeightsError: a file that is not a blindsr release.
+    """
+    if models is None:
+        from blindsr.zoo import list_models
+
+        pairs: list[tuple[str | None, str | os.PathLike[str]]] = [
+            (None, card["name"]) for card in list_models() if card["available"]
+        ]
+    elif isinstance(models, Mapping):
+        pairs = [(str(name), source) for name, source in models.items()]
+    else:
+        pairs = [(None, source) for source in models]
+    entries: list[ModelEntry] = []
+    taken: set[str] = set()
+    for name, source in pairs:
+        entry = _entry(source, name)
+        unique, n = entry.name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{entry.name}-{n}"
+        taken.add(unique)
+        entries.append(ModelEntry(unique, entry.source, entry.scale, entry.description))
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# upscalers
+
+
+class UpscaleResultLike(Protocol):
+    """What the server reads from :class:`blindsr.inference.UpscaleResult`."""
+
+    @property
+    def image(self) -> Any:
+        """The result, the same kind as the input: here an (H, W, 3) uint8 array."""
+
+    @property
+    def kernel(self) -> np.ndarray | None:
+        """The estimated (k, k) blur kernel, or None."""
+
+    @property
+    def noise(self) -> np.ndarray | None:
+        """The estimated (h, w, 3) signed noise map in [0, 1] image units, or None."""
+
+    @property
+    def tile(self) -> Any:
+        """The tile size used (None: the whole image at once)."""
+
+
+class UpscalerLike(Protocol):
+    """What the server needs of :class:`blindsr.inference.Upscaler`."""
+
+    @property
+    def scale(self) -> int:
+        """The model's native factor."""
+
+    def upscale_with_degradation(self, image: np.ndarray) -> UpscaleResultLike:
+        """Upscale an (H, W, 3) uint8 image; also return the degradation the model estimated."""
+
+
+UpscalerFactory = Callable[[str, float | None], UpscalerLike]
+"""``factory(source, outscale)``: an upscaler for a :attr:`ModelEntry.source`; ``outscale`` None means native."""
+
+
+def default_upscaler_factory(
+    *,
+    device: str = "auto",
+    tile: int | Literal["auto"] | None = "auto",
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+) -> UpscalerFactory:
+    """The real thing: :class:`blindsr.inference.Upscaler` over models loaded once and kept.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        tile: tile size, ``"auto"`` or None (whole image); passed to the Upscaler.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    Returns:
+        ``factory(source, outscale)``; the first call for a source loads its model (later calls reuse it).
+    """
+    loaded: dict[str, LoadedModel] = {}
+    upscalers: dict[tuple[str, float | None], UpscalerLike] = {}
+    lock = threading.Lock()
+
+    def factory(source: str, outscale: float | None) -> UpscalerLike:
+        from blindsr.inference import Upscaler
+        from blindsr.zoo import load_model
+
+        with lock:
+            key = (source, outscale)
+            if key not in upscalers:
+                if source not in loaded:
+                    loaded[source] = load_model(source)
+                # one Upscaler per (model, outscale), sharing the network: its automatic tile size is measured once
+                upscalers[key] = Upscaler(
+                    loaded[source], tile=tile, device=device, precision=precision, outscale=outscale
+                )
+            return upscalers[key]
+
+    return factory
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# results and their folder
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """A finished job: its id, its folder, its PNGs and what the page shows about it.
+
+    Attributes:
+        id: random hex id, the key in :class:`ResultStore` and in the result URLs.
+        directory: the job's folder (inside the server's temporary directory).
+        files: image name (one of :data:`IMAGE_NAMES`) -> PNG file, for the images this job has.
+        download_name: file name offered for the result download (``<stem>_x<outscale>.png``).
+        summary: JSON-ready facts: model, scales, sizes, seconds, tile, degradation estimate.
+    """
+
+    id: str
+    directory: Path
+    files: Mapping[str, Path]
+    download_name: str
+    summary: Mapping[str, Any]
+
+
+class ResultStore:
+    """The server's temporary directory and the last `max_results` finished jobs in it (thread-safe).
+
+    The directory (``blindsr-serve-*`` in :func:`tempfile.gettempdir`) is created by the first
+    :meth:`new_job_dir`, so an idle server writes nothing. Adding a result beyond `max_results` deletes the oldest
+    job's folder; :meth:`close` deletes the whole directory (and the object can be used again afterwards).
+
+    Args:
+        max_results: finished jobs to keep (at least 1).
+    """
+
+    def __init__(self, max_results: int = 8) -> None:
+        if max_results < 1:
+            raise ValueError(f"max_results must be >= 1, got {max_results}")
+        self.max_results = max_results
+        self._lock = threading.Lock()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._results: OrderedDict[str, JobResult] = OrderedDict()
+
+    @property
+    def root(self) -> Path | None:
+        """The temporary directory, or None before the first job (and after :meth:`close`)."""
+        return Path(self._tmp.name) if self._tmp is not None else None
+
+    def new_job_dir(self) -> tuple[str, Path]:
+        """A fresh job id and its (empty, new) folder."""
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="blindsr-serve-")
+            job_id = secrets.token_hex(8)
+            directory = Path(self._tmp.name) / job_id
+            directory.mkdir()
+            return job_id, directory
+
+    def add(self, result: JobResult) -> None:
+        """Keep `result`; delete the oldest results beyond :attr:`max_results`."""
+        with self._lock:
+            self._results[result.id] = result
+            while len(self._results) > self.max_results:
+                _, old = self._results.popitem(last=False)
+                shutil.rmtree(old.directory, ignore_errors=True)
+
+    def get(self, job_id: str) -> JobResult | None:
+        """The result with this id, or None (unknown, or already deleted)."""
+        with self._lock:
+            return self._results.get(job_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._results)
+
+    def close(self) -> None:
+        """Forget every result and delete the temporary directory."""
+        with self._lock:
+            self._results.clear()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one job
+
+
+def summarize_degradation(kernel: np.ndarray | None, noise: np.ndarray | None) -> dict[str, Any] | None:
+    """The estimate in numbers: the kernel's size and width (σ, in LR pixels) and the noise level (σ, on 0-255).
+
+    The width is the kernel's standard deviation about its centre of mass, per axis and on average
+    (``sqrt((var_x + var_y) / 2)``), which equals σ for a Gaussian; the noise level is the standard deviation of
+    the noise map times 255.
+
+    Args:
+        kernel: (k, k) non-negative kernel (normalised here), or None.
+        noise: (h, w, C) signed noise in [0, 1] image units, or None.
+
+    Returns:
+        ``{"kernel_size", "kernel_sigma", "kernel_sigma_xy", "noise_sigma"}`` (absent parts are None), or None
+        when there is neither.
+
+    >>> y, x = np.mgrid[-7:8, -7:8]
+    >>> k = np.exp(-(x**2 + y**2) / (2 * 1.5**2))
+    >>> summarize_degradation(k, None)["kernel_sigma"]
+    1.5
+    """
+    if kernel is None and noise is None:
+        return None
+    out: dict[str, Any] = {"kernel_size": None, "kernel_sigma": None, "kernel_sigma_xy": None, "noise_sigma": None}
+    if kernel is not None:
+        k = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
+        total = k.sum()
+        if k.ndim == 2 and total > 0:
+            k = k / total
+            ys, xs = np.mgrid[0 : k.shape[0], 0 : k.shape[1]]
+            my, mx = (k * ys).sum(), (k * xs).sum()
+            var_y, var_x = (k * (ys - my) ** 2).sum(), (k * (xs - mx) ** 2).sum()
+            out["kernel_size"] = int(k.shape[0])
+            out["kernel_sigma"] = round(math.sqrt((var_x + var_y) / 2), 2)
+            out["kernel_sigma_xy"] = [round(math.sqrt(var_x), 2), round(math.sqrt(var_y), 2)]
+    if noise is not None:
+        out["noise_sigma"] = round(float(np.asarray(noise, dtype=np.float64).std()) * 255.0, 2)
+    return out
+
+
+_SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _download_name(filename: str, outscale: float) -> str:
+    stem = _SAFE_STEM.sub("_", Path(filename).stem).strip("._")[:64] or "image"
+    return f"{stem}_x{outscale:g}.png"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _bicubic(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, *size) float in [0, 1], MATLAB bicubic."""
+    lr = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    return imresize(lr, size=size).clamp_(0.0, 1.0)[0]
+
+
+def run_job(
+    *,
+    upload: IO[bytes],
+    filename: str,
+    entry: ModelEntry,
+    outscale: float | None,
+    factory: UpscalerFactory,
+    store: ResultStore,
+    max_pixels: int,
+) -> JobResult:
+    """Check, decode and upscale one uploaded image; write its PNGs into a new job folder and keep the result.
+
+    Args:
+        upload: the uploaded bytes (read from the current position).
+        filename: the client's file name (for messages and the download name only; never a path here).
+        entry: the model to use.
+        outscale: the output scale, or None for the model's own.
+        factory: makes the upscaler (see :data:`UpscalerFactory`).
+        store: where the job folder goes and the result is kept.
+        max_pixels: the largest input accepted, in pixels (H x W).
+
+    Returns:
+        The finished job, already in `store`.
+
+    Raises:
+        JobError: 400 (empty file, not a decodable image), 413 (more pixels than `max_pixels`).
+    """
+    display = Path(filename).name or "upload"
+    suffix = Path(display).suffix.lower()
+    job_id, directory = store.new_job_dir()
+    try:
+        # the suffix only helps Pillow guess; a foreign suffix (or .npy, which io.py would read as an array) is
+        # replaced, and Pillow recognises the format from the data
+        source = directory / ("input" + (suffix if suffix in IMAGE_EXTENSIONS else ".img"))
+        with source.open("wb") as fh:
+            shutil.copyfileobj(upload, fh)
+        if source.stat().st_size == 0:
+            raise JobError(400, f"{display} is empty")
+        try:
+            height, width = image_size(source)
+            if height * width > max_pixels:
+                raise JobError(
+                    413,
+                    f"{display} is {width}x{height} = {height * width / 1e6:.2f} MP; this server accepts at most "
+                    f"{max_pixels / 1e6:g} MP ({max_pixels:,} pixels)",
+                )
+            image = np.ascontiguousarray(read_image_uint8(source).permute(1, 2, 0).numpy())
+        except ImageReadError as error:
+            raise JobError(400, f"cannot read {display}: {error.reason}") from error
+        finally:
+            source.unlink(missing_ok=True)
+
+        start = time.perf_counter()
+        upscaler = factory(entry.source, None if outscale is None or outscale == entry.scale else outscale)
+        min_side = int(getattr(upscaler, "min_side", 1))
+        if min(height, width) < min_side:
+            raise JobError(400, f"{display} is {width}x{height}; this model needs at least {min_side} pixels a side")
+        result = upscaler.upscale_with_degradation(image)
+        seconds = time.perf_counter() - start
+        sr = np.asarray(result.image)
+        if sr.dtype != np.uint8 or sr.ndim != 3 or sr.shape[2] != 3:
+            raise TypeError(f"the upscaler returned {sr.dtype} {sr.shape}, expected (H, W, 3) uint8")
+        files = {"result": directory / "result.png", "bicubic": directory / "bicubic.png"}
+        write_image(files["result"], sr)
+        write_image(files["bicubic"], _bicubic(image, (sr.shape[0], sr.shape[1])))
+        if result.kernel is not None or result.noise is not None:
+            from blindsr.inference import kernel_image, noise_image
+
+            if result.kernel is not None:
+                files["kernel"] = directory / "kernel.png"
+                write_image(files["kernel"], kernel_image(result.kernel, size=KERNEL_DISPLAY_SIZE))
+            if result.noise is not None:
+                files["noise"] = directory / "noise.png"
+                write_image(files["noise"], noise_image(result.noise))
+        effective = float(outscale) if outscale is not None else float(entry.scale)
+        summary = {
+            "model": entry.name,
+            "scale": entry.scale,
+            "outscale": effective,
+            "input": {"width": width, "height": height},
+            "output": {"width": int(sr.shape[1]), "height": int(sr.shape[0])},
+            "seconds": round(seconds, 3),
+            "tile": _jsonable(result.tile),
+            "estimate": summarize_degradation(result.kernel, result.noise),
+        }
+        job = JobResult(job_id, directory, files, _download_name(display, effective), summary)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    store.add(job)
+    return job
