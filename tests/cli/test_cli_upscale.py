@@ -175,3 +175,19 @@ def test_two_inputs_with_one_output_name_are_not_both_written(
     err = capsys.readouterr().err
     assert code == 1 and "is also the output of" in err and "1 of 2 failed" in err
     assert Image.open(tmp_path / "o" / "a_out.png").size == (28, 28)  # the first one, a.jpg
+
+
+def test_mrda_model_saves_its_idr(tmp_path: Path) -> None:
+    from blindsr.nets.mrda import MRDAStudent
+    from blindsr.zoo import save_release
+
+    kwargs = {"scale": 2, "n_feats": 8, "n_blocks": 1, "den_channels": 8, "idr_dim": 16}
+    weights = tmp_path / "mrda.safetensors"
+    save_release(MRDAStudent(**kwargs), weights, arch="mrda_s", arch_kwargs=kwargs, scale=2)  # type: ignore[arg-type]
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo(20, 24)).save(src / "a.png")
+    assert _upscale(str(src), "-o", str(tmp_path / "out"), "-m", str(weights), "--save-degradation") == 0
+    idr = np.load(tmp_path / "out" / "a_out_idr.npy")
+    assert idr.shape == (16,) and idr.dtype == np.float32 and np.isfinite(idr).all()
+    assert not (tmp_path / "out" / "a_out_kernel.png").exists()  # MRDA has no explicit kernel

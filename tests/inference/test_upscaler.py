@@ -381,3 +381,34 @@ def test_no_warnings_on_the_default_path(dmsr_file: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Upscaler(dmsr_file, device="cpu", tile=16).upscale(_lr(20, 20))
+
+
+def test_mrda_student_estimates_its_idr_once_and_tiles_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindsr.inference import adapters
+    from blindsr.nets.mrda import MRDAStudent
+
+    torch.manual_seed(0)
+    kwargs = {"scale": 2, "n_feats": 8, "n_blocks": 2, "den_channels": 8, "idr_dim": 16}
+    net = MRDAStudent(**kwargs)  # type: ignore[arg-type]
+    path = tmp_path / "mrda.safetensors"
+    save_release(net, path, arch="mrda_s", arch_kwargs=kwargs, scale=2, half=False)
+    image = np.random.default_rng(0).random((37, 45, 3)).astype(np.float32)
+    whole = Upscaler(str(path), tile=None, device="cpu").upscale_with_degradation(image)
+    calls: list[tuple[int, ...]] = []
+    den = net.den.__class__.forward
+
+    def counting(self: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return den(self, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(net.den.__class__, "forward", counting)
+    tiled = Upscaler(str(path), tile=16, tile_pad=8, device="cpu").upscale_with_degradation(image)
+    assert calls == [(1, 3, 37, 45)]  # one IDR, from the whole image
+    assert whole.idr is not None and tiled.idr is not None and whole.idr.shape == (16,)
+    np.testing.assert_allclose(tiled.idr, whole.idr, atol=1e-6)
+    assert np.abs(tiled.image - whole.image).max() <= 2 / 255
+    # a huge image's IDR comes from a downscaled copy
+    monkeypatch.setattr(adapters, "MRDA_IDR_PIXELS", 400)
+    calls.clear()
+    Upscaler(str(path), tile=16, tile_pad=8, device="cpu").upscale_with_degradation(image)
+    assert len(calls) == 1 and calls[0][2] * calls[0][3] <= 440

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from blindsr.inference import Upscaler
 
 _DESCRIPTION = """Super-resolve images with a blind-SR model. The degradation (DMSR: blur kernel and noise) is
@@ -127,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="save_degradation",
         action="store_true",
         help="also write <stem><suffix>_kernel.png (enlarged kernel), _noise.png (0.5 + 4 x noise) and "
-        "_noise.npy (float32 HxWx3) next to each output",
+        "_noise.npy (float32 HxWx3) (DMSR), or _idr.npy (MRDA) next to each output",
     )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders, keeping their structure")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -175,8 +177,22 @@ def _suffix_for(source: Path, ext: str) -> str:
 
 
 def _side_files(output: Path) -> list[Path]:
-    """--save-degradation files next to `output`: kernel picture, noise picture, noise array."""
-    return [output.with_name(f"{output.stem}{end}") for end in ("_kernel.png", "_noise.png", "_noise.npy")]
+    """--save-degradation files next to `output`: kernel picture, noise picture, noise array, IDR (MRDA)."""
+    ends = ("_kernel.png", "_noise.png", "_noise.npy", "_idr.npy")
+    return [output.with_name(f"{output.stem}{end}") for end in ends]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write a float32 .npy atomically (temporary file, then rename)."""
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            np.save(fh, array.astype(np.float32))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _describe_tile(upscaler: Upscaler) -> str:
@@ -290,12 +306,14 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(f"note: {job.source}: {w.message}", file=sys.stderr)
             write_like(target, result.image, quality=args.quality)
             if args.save_degradation:
-                kernel_path, noise_path, npy_path = outputs[1:]
+                kernel_path, noise_path, npy_path, idr_path = outputs[1:]
                 if result.kernel is not None:
                     write_image(kernel_path, kernel_image(result.kernel))
                 if result.noise is not None:
                     write_image(noise_path, noise_image(result.noise))
                     write_image(npy_path, torch.from_numpy(result.noise).permute(2, 0, 1))
+                if result.idr is not None:
+                    _save_npy(idr_path, result.idr)
         except torch.OutOfMemoryError:
             tile = upscaler.tile
             used = "none (whole image)" if tile is None else f"{tile} px"

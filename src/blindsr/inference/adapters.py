@@ -10,18 +10,8 @@ network in the two phases :class:`~blindsr.inference.Upscaler` drives:
 Architectures without an adapter (``toy_sr``, anything whose output depends only on its input window) get
 :class:`PlainAdapter`: a plain forward per window.
 
-Adding an architecture (MRDA's student, say) is one class and one line in :data:`ADAPTERS`::
-
-    class MRDAAdapter:                                   # hook for nets/mrda.py
-        def estimate(self, image: TiledImage) -> Tensor:
-            # the IDR from the whole image; when it is huge, from imresize(image.image, ...) moved to image.device
-            return self.net.encoder(image.image.to(image.device))
-        def restore_tile(self, window, tile, state) -> TileOutput:
-            return TileOutput(sr=self.net.restore(window, state))
-        def degradation(self, state) -> Degradation:
-            return Degradation(idr=state[0].float().cpu())
-
-    ADAPTERS = {"dmsr": DMSRAdapter, "mrda_student": MRDAAdapter}
+Adding an architecture is one class (``estimate``, ``restore_tile``, ``degradation``) and one line in
+:data:`ADAPTERS`; :class:`MRDAAdapter` is the shortest example.
 """
 
 from __future__ import annotations
@@ -37,6 +27,7 @@ from torch import Tensor, nn
 
 from blindsr.nets.dmsr import DMSRNet
 from blindsr.nets.layers.rcan import ChannelAttention
+from blindsr.nets.mrda import MRDAStudent
 from blindsr.ops.tiling import Tile, crop_core, window
 
 __all__ = [
@@ -47,6 +38,8 @@ __all__ = [
     "Degradation",
     "GlobalChannelAttention",
     "InferenceAdapter",
+    "MRDAAdapter",
+    "MRDA_IDR_PIXELS",
     "PlainAdapter",
     "TileOutput",
     "TiledImage",
@@ -318,7 +311,50 @@ class DMSRAdapter:
         return Degradation(kernel=state.kernel[0].detach().float().cpu())
 
 
-ADAPTERS: Final[Mapping[str, Callable[[nn.Module], InferenceAdapter[Any]]]] = {"dmsr": DMSRAdapter}
+MRDA_IDR_PIXELS: Final = 1 << 20
+"""Largest LR image (pixels) whose IDR is computed at full size; larger ones use a bicubic-downscaled copy."""
+
+
+class MRDAAdapter:
+    """MRDA's student: the IDR ``D_S = DEN_S(lr)`` once per image, then ``RDAN_S(window, D_S)`` per tile.
+
+    DEN_S ends in a global average pool over strided features, so the IDR is computed on the whole image in one
+    pass (up to :data:`MRDA_IDR_PIXELS` LR pixels; a larger image is first shrunk with MATLAB bicubic to that size,
+    which also shrinks its blur: a documented approximation). RDAN_S is local given the IDR (its dynamic kernels
+    come from the IDR, RDAM is a 1×1 map), so tiles with ``tile_pad`` of context match the whole image.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not isinstance(model, MRDAStudent):
+            raise TypeError(f"MRDAAdapter needs an MRDAStudent, got {type(model).__name__}")
+        self.net = model
+
+    def estimate(self, image: TiledImage) -> Tensor:
+        """``DEN_S`` of the whole image (or of its downscaled copy): (1, d) on the device."""
+        lr = image.image
+        pixels = image.height * image.width
+        if pixels > MRDA_IDR_PIXELS:
+            from blindsr.ops.resize import imresize
+
+            factor = (MRDA_IDR_PIXELS / pixels) ** 0.5
+            size = (max(8, round(image.height * factor)), max(8, round(image.width * factor)))
+            lr = imresize(lr.float(), size=size).clamp(0.0, 1.0)
+        idr: Tensor = self.net.den(lr.to(image.device, torch.float32))
+        return idr
+
+    def restore_tile(self, window: Tensor, tile: Tile, state: Tensor) -> TileOutput:
+        """``RDAN_S(window, IDR)``."""
+        return TileOutput(sr=self.net.rdan(window, state.to(window.dtype)))
+
+    def degradation(self, state: Tensor) -> Degradation:
+        """The IDR (d,)."""
+        return Degradation(idr=state[0].detach().float().cpu())
+
+
+ADAPTERS: Final[Mapping[str, Callable[[nn.Module], InferenceAdapter[Any]]]] = {
+    "dmsr": DMSRAdapter,
+    "mrda_s": MRDAAdapter,
+}
 """Architecture id (``blindsr.nets.ARCHS`` key) → adapter; the others get :class:`PlainAdapter`."""
 
 
