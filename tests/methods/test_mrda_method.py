@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from torch import Tensor
 
 from blindsr.config import ConfigError, from_dict, load_config
 from blindsr.config.schema import ExperimentConfig, InitConfig
-from blindsr.degradations import TRAINING_PRESETS, get_training_preset
+from blindsr.degradations import TRAINING_PRESETS, get_training_preset, sample_degradation
 from blindsr.engine.checkpoint import CheckpointError
 from blindsr.engine.loop import _init_networks, fit
 from blindsr.methods import build_method
@@ -24,9 +26,11 @@ from blindsr.methods.mrda import (
     MRDAStudentOptions,
     MRDATeacherMethod,
     MRDATeacherOptions,
+    adapt_mln_features,
+    teacher_oracle,
 )
 from blindsr.nets import ARCHS
-from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent
+from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent, MRDATeacher
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "mrda"
@@ -316,7 +320,7 @@ def _options(cfg: ExperimentConfig) -> Any:
 def test_configs_load_and_chain_consistently() -> None:
     """Every stage's `from_stage` exists in its experiment, and what it loads was built with the same architecture."""
     stages: dict[tuple[str, str], ExperimentConfig] = {}
-    for path in [*_all_configs(), *(TINY / f"{s}.yaml" for s in STAGES)]:
+    for path in [*_all_configs(), *(TINY / f"{s}.yaml" for s in (*STAGES, "teacher_kernel"))]:
         cfg = load_config(path)
         assert cfg.method.name in _OPTIONS, path
         key = (cfg.experiment, cfg.stage)
@@ -349,3 +353,139 @@ def test_every_config_builds(name: str) -> None:
     cfg = load_config(CONFIGS / name)
     assert cfg.degradation.preset in TRAINING_PRESETS
     build_method(cfg)
+
+
+# ---------------------------------------------------------------- Table V, MRDA_T3: the oracle-kernel teacher
+
+KERNEL_NET: dict[str, Any] = {"n_feats": 8, "n_blocks": 2, "idr_dim": 16, "idr_source": "kernel"}
+
+
+def _t3(**options: Any) -> MRDATeacherMethod:
+    spec = get_training_preset("mrda-iso-x2")
+    return MRDATeacherMethod(scale=2, degradation=spec, options=MRDATeacherOptions(**{**KERNEL_NET, **options}))
+
+
+def test_t3_teacher_reads_the_batchs_true_kernels_and_has_no_mln() -> None:
+    method = _t3()
+    teacher = method.networks["teacher"]
+    assert isinstance(teacher, MRDATeacher) and teacher.kernel_encoder is not None and teacher.den is None
+    assert set(method.networks) == {"teacher"}
+    with pytest.raises(AttributeError, match="no MLN"):
+        _ = method.mln
+    seen: list[Tensor] = []
+    handle = teacher.kernel_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    out = _step(method, _hr(), seed=3)
+    handle.remove()
+    # the same draws as the paper teacher's step: the kernels are those of the degradation the LR was made with
+    deg = sample_degradation(method.degradation, 4, torch.Generator().manual_seed(3))
+    assert len(seen) == 1 and torch.equal(seen[0], deg.kernels.to(torch.float32)) and seen[0].shape == (4, 21, 21)
+    assert set(out.logs) == {"l1"} and math.isfinite(float(out.loss.detach()))
+    out.loss.backward()
+    assert all(p.grad is not None for p in teacher.parameters())
+    # an init entry for an MLN is refused (before any file is looked for): T3 has none to load
+    with pytest.raises(ValueError, match="no network 'mln'"):
+        _init_networks(method, (InitConfig(network="mln", from_stage="meta", freeze=True),), Path("/no/run"))
+    with pytest.raises(NotImplementedError, match="true blur kernel"):
+        method.inference(dict(method.networks.items()))(torch.rand(1, 3, 8, 8), 2)
+    with pytest.raises(ValueError, match="legacy_persistent_mln"):
+        MRDATeacherOptions(idr_source="kernel", legacy_persistent_mln=True)
+    with pytest.raises(ValueError, match="idr_source"):
+        MRDATeacherOptions(idr_source="lr")  # type: ignore[arg-type]
+
+
+def test_t3_loss_falls_on_a_fixed_batch() -> None:
+    method = _t3()
+    optimizer = torch.optim.Adam(method.networks.parameters(), lr=2e-3)
+    hr, losses = _hr(), []
+    for _ in range(25):
+        out = _step(method, hr, seed=1)  # the same degradation every step
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.loss.detach()))
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.93 * losses[0]
+    assert sum(b < a for a, b in zip(losses, losses[1:], strict=False)) >= 20  # falling, nearly step by step
+
+
+def test_t3_tiny_config_trains_on_its_own(tmp_path: Path) -> None:
+    run = _fit(tmp_path, "teacher_kernel")  # no init entry, no meta stage: nothing else has to exist
+    final = _final(run)
+    assert any(k.startswith("teacher.kernel_encoder.") for k in final)
+    assert not any(k.startswith(("teacher.den.", "mln.")) for k in final)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["l1"] for r in log if r["kind"] == "train"]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    method: Any = build_method(_cfg("teacher_kernel"))
+    (network, (arch, kwargs)), *rest = method.release().items()
+    assert not rest and (network, arch) == ("teacher", "mrda_t")
+    assert kwargs["idr_source"] == "kernel" and kwargs["blur_kernel_size"] == 21
+    ARCHS[arch](**kwargs).load_state_dict(_with_prefix(final, "teacher."), strict=True)
+    # the paper teacher's release is unchanged (its arch_kwargs must keep matching the model cards)
+    paper_kwargs = build_method(_cfg("teacher")).release()["teacher"][1]  # type: ignore[attr-defined]
+    assert "idr_source" not in paper_kwargs and "blur_kernel_size" not in paper_kwargs
+
+
+# ---------------------------------------------------------------- the teacher as an oracle (evaluation)
+
+
+def _paper_teacher_with_random_mln() -> MRDATeacherMethod:
+    method = MRDATeacherMethod(
+        scale=2, degradation=get_training_preset("mrda-iso-x2"), options=MRDATeacherOptions(**NET)
+    )
+    method.mln.load_state_dict(MetaLearningNetwork(**method.options.mln_kwargs(2)).state_dict())  # "the meta stage"
+    method.networks.eval()
+    return method
+
+
+def test_teacher_oracle_adapts_the_mln_afresh_on_each_image_and_never_in_place() -> None:
+    method = _paper_teacher_with_random_mln()
+    nets = dict(method.networks.items())
+    upscale = method.oracle(nets)
+    before = {k: v.clone() for k, v in method.mln.state_dict().items()}
+    g = torch.Generator().manual_seed(5)
+    lr, hr_a, hr_b = (
+        torch.rand(1, 3, 10, 9, generator=g),
+        torch.rand(1, 3, 20, 18, generator=g),
+        torch.rand(1, 3, 20, 18),
+    )
+    kernel = torch.rand(1, 21, 21)
+    a1 = upscale(lr, 2, hr_a, kernel)
+    b = upscale(lr, 2, hr_b, kernel)
+    a2 = upscale(lr, 2, hr_a, kernel)
+    assert a1.shape == (1, 3, 20, 18)
+    assert torch.equal(a1, a2)  # no carry-over from image b: every call starts from the meta-weights
+    assert not torch.equal(a1, b)  # it reads the HR image: an oracle
+    assert all(torch.equal(v, before[k]) for k, v in method.mln.state_dict().items())
+    assert not any(p.grad is not None for p in method.mln.parameters())
+    features, _ = adapt_mln_features(method.mln, lr, hr_a, method.options)  # what the teacher was trained with
+    with torch.no_grad():
+        torch.testing.assert_close(a1, nets["teacher"](lr, features).sr)
+    with torch.inference_mode():  # inference tensors are copied: the adaptation still gets autograd
+        a3 = upscale(lr.clone(), 2, hr_a.clone(), kernel.clone())
+    torch.testing.assert_close(a3, a1)
+    with pytest.raises(ValueError, match="upscales x2"):
+        upscale(lr, 4, hr_a, kernel)
+    more = method.oracle(nets, options=MRDATeacherOptions(**{**NET, "inner_steps": 4}))
+    assert not torch.equal(more(lr, 2, hr_a, kernel), a1)
+
+
+def test_teacher_oracle_needs_a_loaded_matching_mln_and_t3_needs_none() -> None:
+    fresh = MRDATeacherMethod(
+        scale=2, degradation=get_training_preset("mrda-iso-x2"), options=MRDATeacherOptions(**NET)
+    )
+    with pytest.raises(RuntimeError, match="never loaded"):
+        fresh.oracle(dict(fresh.networks.items()))
+    teacher = fresh.networks["teacher"]
+    assert isinstance(teacher, MRDATeacher)
+    with pytest.raises(ValueError, match="needs its meta-learned MLN"):
+        teacher_oracle(teacher, None)
+    with pytest.raises(ValueError, match="does not fit"):
+        teacher_oracle(teacher, MetaLearningNetwork(scale=2, n_feats=6, n_body=1))
+    t3 = _t3()
+    t3.networks.eval()
+    upscale = t3.oracle(dict(t3.networks.items()))
+    lr, kernel = torch.rand(1, 3, 8, 8), torch.rand(1, 21, 21)
+    sr = upscale(lr, 2, torch.rand(1, 3, 16, 16), kernel)
+    assert torch.equal(sr, upscale(lr, 2, torch.zeros(1, 3, 16, 16), kernel))  # the HR is not used
+    with torch.no_grad():
+        assert torch.equal(sr, t3.networks["teacher"](lr, kernel).sr)

@@ -17,6 +17,7 @@ from blindsr.nets.mrda import (
     RDAN,
     REFERENCE_MEAN_SHIFT_PARAMS,
     DegradationExtractionNetwork,
+    KernelEncoder,
     MetaLearningNetwork,
     MRDAStudent,
     MRDATeacher,
@@ -331,3 +332,76 @@ def test_eval_mode_is_deterministic() -> None:
     with torch.no_grad():
         a, b = net(lr), net(lr)
     assert torch.equal(a.sr, b.sr) and torch.equal(a.idr, b.idr)
+
+
+# ---------------------------------------------------------------- MRDA_T3: the oracle-kernel teacher (Table V)
+
+KERNEL_ENCODER_21 = 376_320  # 441·256 + 256, then 4 × (256·256 + 256)
+
+
+def test_kernel_encoder_is_five_fc_layers_with_pinned_parameters() -> None:
+    encoder = KernelEncoder()
+    assert [(m.in_features, m.out_features) for m in encoder.layers] == [(441, 256)] + [(256, 256)] * 4
+    assert _count(encoder) == KERNEL_ENCODER_21
+    assert _count(KernelEncoder(kernel_size=15, idr_dim=16)) == 225 * 16 + 16 + 4 * (16 * 16 + 16)
+    kernels = torch.rand(3, 21, 21)
+    idr = encoder(kernels)
+    assert idr.shape == (3, 256)
+    x = kernels.flatten(1)  # LReLU(0.1) between the layers, none after the last
+    for i, layer in enumerate(encoder.layers):
+        x = layer(x) if i == 4 else F.leaky_relu(layer(x), 0.1)
+    torch.testing.assert_close(idr, x)
+    with pytest.raises(ValueError, match=r"\(B, 21, 21\)"):
+        encoder(torch.rand(3, 15, 15))
+    with pytest.raises(ValueError, match="odd"):
+        KernelEncoder(kernel_size=20)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_t3_teacher_replaces_den_t_by_the_kernel_encoder(scale: int) -> None:
+    with torch.device("meta"):
+        t3 = MRDATeacher(scale=scale, idr_source="kernel")  # type: ignore[arg-type]
+    rdan = RDAN_COUNTS[scale]
+    assert t3.parameter_counts() == {
+        "kernel_encoder": KERNEL_ENCODER_21,
+        "rdan": rdan,
+        "total": KERNEL_ENCODER_21 + rdan,
+    }
+    assert t3.den is None and not any(k.startswith("den.") for k in t3.state_dict())
+    if scale == 4:
+        assert _count(t3) == 4_938_041
+
+
+def test_t3_teacher_forward_and_strict_rdan_keys() -> None:
+    t3 = _teacher(2, idr_source="kernel", blur_kernel_size=15)
+    assert t3.kernel_encoder is not None and t3.kernel_encoder.kernel_size == 15
+    lr, kernels = torch.rand(2, 3, 6, 5), torch.rand(2, 15, 15, dtype=torch.float64)  # cast to the LR's dtype
+    out = t3(lr, kernels)
+    assert out.sr.shape == (2, 3, 12, 10) and out.idr.shape == (2, 16) and out.sr.dtype == torch.float32
+    (out.sr.mean() + out.idr.square().mean()).backward()
+    assert all(p.grad is not None for p in t3.parameters())
+    # RDAN_T3 has the RDAN keys of every teacher and student: a student could start from it (exclude kernel_encoder.)
+    student = _student(2)
+    assert [k for k in t3.state_dict() if k.startswith("rdan.")] == [
+        k for k in student.state_dict() if k.startswith("rdan.")
+    ]
+    student.rdan.load_state_dict(t3.rdan.state_dict(), strict=True)
+    with pytest.raises(ValueError, match="B = 2"):
+        t3(lr, kernels[:1])
+    with pytest.raises(ValueError, match="idr_source"):
+        _teacher(2, idr_source="lr")
+    # the default teacher is unchanged: DEN_T on D′, no kernel encoder
+    t2 = _teacher(2)
+    assert t2.kernel_encoder is None and t2.den is not None and t2.idr_source == "mln"
+
+
+def test_t3_teacher_release_round_trip(tmp_path: Path) -> None:
+    kwargs = {"scale": 2, **TINY, "idr_source": "kernel", "blur_kernel_size": 21}
+    net = MRDATeacher(**kwargs).eval()  # type: ignore[arg-type]
+    path = tmp_path / "t3.safetensors"
+    save_release(net, path, arch="mrda_t", arch_kwargs=kwargs, scale=2, half=False)
+    loaded = load_model(path)
+    assert isinstance(loaded.model, MRDATeacher) and loaded.model.idr_source == "kernel"
+    lr, kernels = torch.rand(1, 3, 6, 6), torch.rand(1, 21, 21)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(lr, kernels).sr, net(lr, kernels).sr)

@@ -6,8 +6,17 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from blindsr.eval.benchmark import OracleModel, OracleUpscaleFn
+    from blindsr.methods.mrda import AdaptationOptions
+    from blindsr.nets.mrda import MRDATeacher
+    from blindsr.zoo import LoadedModel
 
 _DESCRIPTION = """Evaluate a model on a named evaluation preset (see `blindsr protocols`).
 
@@ -17,7 +26,17 @@ preset's metric protocol. The table shows our numbers beside the paper's, with t
 
 Models: `bicubic` (MATLAB-exact, no weights), a zoo name (`blindsr models`), or a weights file written by
 `blindsr export` (-m path/to/model.safetensors). For a learned model, bicubic is always scored too and printed as a
-row of the table."""
+row of the table.
+
+MRDA's teacher is an ORACLE, not blind SR: for every test image its meta-learned MLN is adapted afresh on that
+image's (LR, HR) pair (MRDA_T3, the kernel ablation, is given the cell's true blur kernel instead). Evaluate it from
+its training run, or from exported files:
+
+  blindsr eval --teacher-run runs/mrda-x4/iso_x4_teacher --protocol gaussian8-x4 --data-root DATA
+  blindsr eval -m teacher.safetensors --mln mln.safetensors --protocol gaussian8-x4 --data-root DATA
+
+The table then starts with an ORACLE line, compares with the paper's oracle teachers (MRDA_T2 / MRDA_T3 of Table V)
+and every JSON record carries "oracle": true."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-m",
         "--model",
-        default="bicubic",
-        help="bicubic (default), a zoo name, or a .safetensors file from `blindsr export`",
+        default=None,
+        help="bicubic (default), a zoo name, or a .safetensors file from `blindsr export` (an MRDA teacher, arch "
+        "mrda_t, is evaluated as an oracle: give its MLN with --mln)",
     )
     p.add_argument(
         "--protocol",
@@ -57,7 +77,144 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="FILE", help="write one record per cell as JSON")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    oracle = p.add_argument_group("MRDA teacher (oracle evaluation: it uses the HR image or the true kernel)")
+    oracle.add_argument(
+        "--teacher-run",
+        "--teacher_run",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a finished mrda_teacher stage folder: its final weights, its MLN (the stage's init entry, i.e. the "
+        "meta stage's final weights) and its adaptation options; instead of -m",
+    )
+    oracle.add_argument(
+        "--mln",
+        metavar="MLN",
+        help="the teacher's meta-learned MLN (a .safetensors file of arch mrda_mln, or a zoo name), for -m TEACHER",
+    )
+    oracle.add_argument(
+        "--inner-steps",
+        "--inner_steps",
+        type=int,
+        metavar="N",
+        help="SGD steps adapting the MLN on each image (default: the run's config; with -m the paper's 5)",
+    )
+    oracle.add_argument(
+        "--inner-lr",
+        "--inner_lr",
+        type=float,
+        nargs="+",
+        metavar="ALPHA",
+        help="their step size, or one per step (default: the run's config; with -m the paper's 1e-2)",
+    )
     p.set_defaults(func=run)
+
+
+@dataclass(frozen=True, slots=True)
+class _Teacher:
+    """An MRDA teacher ready for oracle evaluation."""
+
+    model: OracleModel
+    name: str
+    scale: int
+    idr_source: str
+    kernel_size: int  # the side of the true kernels MRDA_T3 reads (0: the kernel is not used)
+
+
+def _adaptation_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.inner_steps is not None:
+        out["inner_steps"] = args.inner_steps
+    if args.inner_lr is not None:
+        out["inner_lr"] = args.inner_lr[0] if len(args.inner_lr) == 1 else tuple(args.inner_lr)
+    return out
+
+
+def _oracle(teacher: MRDATeacher, upscale: OracleUpscaleFn, options: AdaptationOptions | None, name: str) -> _Teacher:
+    """Wrap a teacher's oracle function, saying what it is given (`options`: its adaptation; None = the paper's)."""
+    from blindsr.eval.benchmark import OracleModel
+    from blindsr.methods.mrda import AdaptationOptions
+
+    if teacher.idr_source == "kernel":
+        uses = "the true blur kernel of every cell (MRDA_T3: 5 FC layers on it instead of DEN_T)"
+    else:
+        o = options or AdaptationOptions()
+        rates = o.step_sizes()
+        lr_text = f"{rates[0]:g}" if len(set(rates)) == 1 else "/".join(f"{r:g}" for r in rates)
+        what = "Upscaler included" if o.adapt_upscaler else "Upscaler fixed"
+        uses = (
+            f"the HR image of every test image (MRDA_T: its MLN adapted afresh on each (LR, HR) pair, "
+            f"{o.inner_steps} SGD steps of {lr_text}, {what})"
+        )
+    k = teacher.kernel_encoder.kernel_size if teacher.kernel_encoder is not None else 0
+    return _Teacher(OracleModel(upscale=upscale, uses=uses), name, int(teacher.scale), teacher.idr_source, k)
+
+
+def _teacher_from_run(args: argparse.Namespace, device: torch.device) -> _Teacher:
+    """``--teacher-run``: the stage's config rebuilds the method; MLN from its init entries, teacher from final/."""
+    from blindsr.cli.main import CLIError
+    from blindsr.config import load_config
+    from blindsr.engine.checkpoint import load_network_weights
+    from blindsr.engine.loop import _init_networks
+    from blindsr.methods import build_method
+    from blindsr.methods.mrda import MRDATeacherMethod
+    from blindsr.nets.mrda import MRDATeacher
+
+    run_dir: Path = args.teacher_run
+    if not (run_dir / "config.yaml").is_file():
+        raise CLIError(f"{run_dir} is not a run folder (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    if cfg.method.name != "mrda_teacher":
+        raise CLIError(f"{run_dir} is a {cfg.method.name} run; --teacher-run takes an mrda_teacher stage")
+    method = build_method(cfg)
+    assert isinstance(method, MRDATeacherMethod)
+    final = run_dir / "final"
+    source = final / "ema.safetensors"
+    if not source.is_file():
+        source = final / "networks.safetensors"
+    if not source.is_file():
+        raise CLIError(f"{source} not found: has the teacher run finished? (resume it with blindsr train)")
+    # the frozen MLN as in training (the meta stage's final weights, by the stage's `init:` entry), then the run's
+    # own weights (with legacy_persistent_mln they include the drifted MLN, which then wins)
+    _init_networks(method, tuple(i for i in cfg.init if i.network not in method.networks), run_dir)
+    load_network_weights(method.networks, source)
+    teacher = method.networks["teacher"].to(device).eval()
+    assert isinstance(teacher, MRDATeacher)
+    if method.options.idr_source == "mln":
+        method.mln.to(device).eval()
+    elif args.inner_steps is not None or args.inner_lr is not None:
+        raise CLIError("--inner-steps / --inner-lr adapt an MLN; this teacher (idr_source: kernel) has none")
+    options = replace(method.options, **_adaptation_overrides(args))
+    try:
+        upscale = method.oracle({"teacher": teacher}, options=options)
+    except RuntimeError as e:  # an MLN that no init entry filled: refuse to adapt random weights
+        raise CLIError(f"{run_dir}: {e}") from e
+    return _oracle(teacher, upscale, options, f"{run_dir.parent.name}/{run_dir.name}")
+
+
+def _teacher_from_files(args: argparse.Namespace, loaded: LoadedModel, device: torch.device) -> _Teacher:
+    """``-m TEACHER --mln MLN``: released files (or zoo names); the paper's adaptation unless overridden."""
+    from blindsr.cli.main import CLIError
+    from blindsr.methods.mrda import AdaptationOptions, teacher_oracle
+    from blindsr.nets.mrda import MetaLearningNetwork, MRDATeacher
+    from blindsr.zoo import load_model
+
+    name = loaded.card.name if loaded.card else Path(args.model).name
+    teacher = loaded.model
+    assert isinstance(teacher, MRDATeacher)
+    if teacher.idr_source == "kernel":
+        if args.mln is not None or args.inner_steps is not None or args.inner_lr is not None:
+            raise CLIError(f"{name} is MRDA_T3 (idr_source: kernel): it uses no MLN; drop --mln / --inner-*")
+        return _oracle(teacher, teacher_oracle(teacher, None), None, name)
+    if args.mln is None:
+        raise CLIError(
+            f"{name} is an MRDA teacher: it adapts its meta-learned MLN with the HR image of each test image; give "
+            "the MLN with --mln (`blindsr export` of the meta stage), or use --teacher-run RUN_DIR"
+        )
+    mln = load_model(args.mln, device=device)
+    if mln.arch != "mrda_mln" or not isinstance(mln.model, MetaLearningNetwork):
+        raise CLIError(f"--mln {args.mln} holds {mln.arch}, not an MLN (mrda_mln)")
+    options = AdaptationOptions(**_adaptation_overrides(args))
+    return _oracle(teacher, teacher_oracle(teacher, mln.model, options), options, name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,17 +228,40 @@ def run(args: argparse.Namespace) -> int:
 
     preset = get_eval_preset(args.protocol)
     device = torch.device(args.device)
-    if args.model in BUILTIN_MODELS:
-        model = BUILTIN_MODELS[args.model]
-        name = args.model
+    teacher: _Teacher | None = None
+    if args.teacher_run is not None and args.model is not None:
+        raise CLIError("give either -m MODEL or --teacher-run RUN_DIR, not both")
+    if args.teacher_run is not None and args.mln is not None:
+        raise CLIError("--mln goes with -m TEACHER; --teacher-run finds the MLN through the run's init entries")
+    model_arg = args.model if args.model is not None else "bicubic"
+    model: Any
+    scale: int | None = None  # a learned model's only scale
+    if args.teacher_run is not None:
+        teacher = _teacher_from_run(args, device)
+    elif model_arg in BUILTIN_MODELS:
+        model, name = BUILTIN_MODELS[model_arg], model_arg
     else:
         from blindsr.zoo import load_model
 
-        loaded = load_model(args.model, device=device)
-        model, name = loaded.upscale, loaded.card.name if loaded.card else Path(args.model).name
-        scales = tuple(args.scales) if args.scales else tuple(s for s in preset.scales if s == loaded.scale)
-        if loaded.scale not in scales or len(scales) != 1:
-            raise CLIError(f"{name} upscales x{loaded.scale}; use --scales {loaded.scale}")
+        loaded = load_model(model_arg, device=device)
+        if loaded.arch == "mrda_t":
+            teacher = _teacher_from_files(args, loaded, device)
+        else:
+            model, name = loaded.upscale, loaded.card.name if loaded.card else Path(model_arg).name
+            scale = loaded.scale
+    if teacher is not None:
+        model, name, scale = teacher.model, teacher.name, teacher.scale
+        if teacher.kernel_size and teacher.kernel_size != preset.kernel_size:
+            raise CLIError(
+                f"{name} reads {teacher.kernel_size}x{teacher.kernel_size} kernels; preset {preset.name} has "
+                f"{preset.kernel_size}x{preset.kernel_size} ones"
+            )
+    elif args.mln is not None or args.inner_steps is not None or args.inner_lr is not None:
+        raise CLIError("--mln / --inner-steps / --inner-lr are for an MRDA teacher (arch mrda_t, or --teacher-run)")
+    if scale is not None:
+        scales = tuple(args.scales) if args.scales else tuple(s for s in preset.scales if s == scale)
+        if scale not in scales or len(scales) != 1:
+            raise CLIError(f"{name} upscales x{scale}; use --scales {scale}")
         args.scales = list(scales)
     t0 = time.perf_counter()
 
@@ -101,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
     cells = run_model(model, name)
     baseline = run_model(BUILTIN_MODELS["bicubic"], "bicubic") if name != "bicubic" else None
     elapsed = time.perf_counter() - t0
-    print(format_table(cells, preset, compare=args.compare, baseline=baseline))
+    delta_against = "MRDA_T3" if teacher is not None and teacher.idr_source == "kernel" else None
+    print(format_table(cells, preset, compare=args.compare, baseline=baseline, delta_against=delta_against))
     print(
         f"\n{sum(c.n_images for c in cells if c.setting != 'mean')} LR images scored in {elapsed:.1f} s "
         f"(blindsr {blindsr.__version__}, torch {torch.__version__}, {args.device})",

@@ -3,6 +3,10 @@
 Validation during training and ``blindsr eval`` call the same :func:`evaluate`, so there is one copy of the metric
 code. A model is any callable ``upscale(lr (1, 3, h, w), scale) -> sr (1, 3, h*scale, w*scale)`` in [0, 1] RGB;
 :data:`BUILTIN_MODELS` holds the ones that need no weights (``bicubic``).
+
+An :class:`OracleModel` is also given what blind SR has to do without: the cell's HR image and its true blur kernel
+(MRDA's teacher adapts its MLN with the HR image; MRDA_T3 reads the kernel). Its cells carry ``oracle`` (what it was
+given), so tables and JSON records can never pass it off as blind SR.
 """
 
 from __future__ import annotations
@@ -20,9 +24,19 @@ from blindsr.metrics.psnr_ssim import psnr_and_ssim
 from blindsr.ops.color import quantize_uint8
 from blindsr.ops.resize import bicubic_upscale
 
-__all__ = ["BUILTIN_MODELS", "CellResult", "UpscaleFn", "bicubic_model", "evaluate", "mean_over_settings"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "CellResult",
+    "OracleModel",
+    "OracleUpscaleFn",
+    "UpscaleFn",
+    "bicubic_model",
+    "evaluate",
+    "mean_over_settings",
+]
 
 UpscaleFn = Callable[[torch.Tensor, int], torch.Tensor]
+OracleUpscaleFn = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def bicubic_model(lr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -34,11 +48,31 @@ BUILTIN_MODELS: dict[str, UpscaleFn] = {"bicubic": bicubic_model}
 
 
 @dataclass(frozen=True, slots=True)
+class OracleModel:
+    """A model that is given the ground truth of each cell besides its LR image: not blind SR.
+
+    Attributes:
+        upscale: ``upscale(lr (1, 3, h, w), scale, hr (1, 3, H, W), kernel (1, k, k)) -> sr``: the HR image the LR
+            was made from (modcropped, [0, 1] RGB) and the cell's blur kernel (float32), both on the device. It is
+            called under ``torch.no_grad`` (not ``inference_mode``), so it may adapt weights with autograd.
+        uses: what it reads beyond the LR, for tables and records (e.g. ``"the HR image"``); not empty.
+    """
+
+    upscale: OracleUpscaleFn
+    uses: str
+
+    def __post_init__(self) -> None:
+        if not self.uses.strip():
+            raise ValueError("OracleModel.uses must say what the oracle is given (e.g. 'the HR image')")
+
+
+@dataclass(frozen=True, slots=True)
 class CellResult:
     """The score of one (dataset, scale, setting) cell: the mean over its images.
 
     ``setting`` is the preset's setting label (``k1.3-n15``, ``a2-n10``) or ``"mean"`` for the average over all
-    (image, setting) pairs of an ``over_settings`` preset such as Gaussian8.
+    (image, setting) pairs of an ``over_settings`` preset such as Gaussian8. ``oracle`` is empty for blind SR and
+    says what an :class:`OracleModel` was given otherwise.
     """
 
     preset: str
@@ -52,9 +86,13 @@ class CellResult:
     psnr: float
     ssim: float
     per_image: dict[str, tuple[float, float]] = field(default_factory=dict)
+    oracle: str = ""
 
     def record(self) -> dict[str, Any]:
-        """A flat JSON record: dataset, scale, the setting's parameters, psnr, ssim, and provenance."""
+        """A flat JSON record: dataset, scale, the setting's parameters, psnr, ssim, and provenance.
+
+        ``"oracle"`` is true for an oracle model's cells, with ``"oracle_uses"`` saying what it was given.
+        """
         out: dict[str, Any] = {"dataset": self.dataset, "scale": self.scale}
         out.update({k: v for k, v in self.params.items() if k != "label"})
         out.update(
@@ -65,7 +103,10 @@ class CellResult:
             preset=self.preset,
             metric_protocol=self.metric_protocol,
             model=self.model,
+            oracle=bool(self.oracle),
         )
+        if self.oracle:
+            out["oracle_uses"] = self.oracle
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,13 +143,14 @@ def mean_over_settings(cells: Sequence[CellResult]) -> list[CellResult]:
                 n_images=first.n_images,
                 psnr=_mean(p for p, _ in pairs),
                 ssim=_mean(s for _, s in pairs),
+                oracle=first.oracle,
             )
         )
     return out
 
 
 def evaluate(
-    model: UpscaleFn,
+    model: UpscaleFn | OracleModel,
     preset: EvalPreset,
     *,
     data_root: str | Path,
@@ -123,7 +165,8 @@ def evaluate(
 
     Args:
         model: ``upscale(lr, scale) -> sr``; called under ``torch.inference_mode`` with a (1, 3, h, w) float32 LR
-            on `device` (unclipped for float-LR presets, 8-bit for the others).
+            on `device` (unclipped for float-LR presets, 8-bit for the others). Or an :class:`OracleModel`, also
+            given the cell's HR image and true kernel (under ``torch.no_grad``); its cells are marked ``oracle``.
         preset: the evaluation preset (degradations, seeding, metric protocol).
         data_root: folder holding ``<Set>/HR/*.png`` benchmark sets.
         datasets: set names (default: those of the preset that exist under `data_root`).
@@ -161,6 +204,7 @@ def evaluate(
     def count(bench: BenchmarkSet) -> int:
         return min(len(bench), max_images) if max_images > 0 else len(bench)
 
+    oracle = model.uses if isinstance(model, OracleModel) else ""
     total = sum(count(bs) * len(preset.settings_for(s)) for (_, s), bs in sets.items())
     bar = tqdm(total=total, desc=f"{model_name} on {preset.name}", unit="img", disable=not progress, leave=False)
     results: list[CellResult] = []
@@ -171,10 +215,15 @@ def evaluate(
             for index in range(count(bench)):
                 item = bench[index]
                 hr = item.hr.to(dev).unsqueeze(0)
-                for i, _setting in enumerate(settings):
+                for i, setting in enumerate(settings):
                     lr = preset.degrade(hr, scale=scale, setting_index=i, dataset=bench.dataset_name, stem=item.name).lr
-                    with torch.inference_mode():
-                        sr = model(lr, scale)
+                    if isinstance(model, OracleModel):
+                        kernel = preset.params(setting).kernels.to(device=dev, dtype=torch.float32)
+                        with torch.no_grad():
+                            sr = model.upscale(lr, scale, hr, kernel)
+                    else:
+                        with torch.inference_mode():
+                            sr = model(lr, scale)
                     if sr.shape[-2:] != hr.shape[-2:]:
                         raise RuntimeError(
                             f"{model_name} returned {tuple(sr.shape[-2:])} for an LR of {tuple(lr.shape[-2:])} at "
@@ -198,6 +247,7 @@ def evaluate(
                         psnr=_mean(p for p, _ in scores.values()),
                         ssim=_mean(s for _, s in scores.values()),
                         per_image=scores,
+                        oracle=oracle,
                     )
                 )
             results.extend(cells)

@@ -3,6 +3,10 @@
 Tables are Markdown (readable in a terminal, pasteable into ``docs/results.md``): one row per setting of the preset
 (plus ``mean`` for Gaussian8-style presets), one column per (dataset, scale); below our rows, the paper's rows for
 the requested methods and our difference to one of them.
+
+Cells of an oracle model (``CellResult.oracle``: MRDA's teacher, given the HR image or the true kernel) get an
+``ORACLE evaluation`` header and are compared with the paper's oracle rows (:data:`ORACLE_COMPARE`: MRDA_T2 and
+MRDA_T3 of Table V, the teacher of Table VI) instead of blind methods.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from blindsr.degradations.presets import EvalPreset, EvalSetting
 from blindsr.eval.benchmark import CellResult
 from blindsr.eval.paper_results import PaperResult, paper_methods, paper_results
 
-__all__ = ["DEFAULT_COMPARE", "format_table", "paper_preset_name"]
+__all__ = ["DEFAULT_COMPARE", "ORACLE_COMPARE", "format_table", "paper_preset_name", "paper_preset_names"]
 
 # the rows printed beside ours by default, per preset (the paper's method first)
 DEFAULT_COMPARE: dict[str, tuple[str, ...]] = {
@@ -24,11 +28,27 @@ DEFAULT_COMPARE: dict[str, tuple[str, ...]] = {
     "mrda-aniso": ("MRDA_S", "DASR"),
 }
 
+# the rows printed beside an oracle model's cells by default (the paper's oracle teachers)
+ORACLE_COMPARE: dict[str, tuple[str, ...]] = {
+    "gaussian8": ("MRDA_T2", "MRDA_T3"),
+    "dasr-iso": ("MRDA_T w/ fixed Upscaler", "MRDA_T w/o fixed Upscaler"),
+}
+
+# published tables measured with the same cells as a preset's own (MRDA Table V: Urban100 x4, Gaussian8 mean)
+_SAME_CELLS: dict[str, tuple[str, ...]] = {"gaussian8": ("mrda-ablation",)}
+
 
 def paper_preset_name(preset: EvalPreset) -> str:
     """The key of the preset's published numbers (``gaussian8.mrda`` shares ``gaussian8``'s)."""
     base = preset.name.split(".")[0]
     return "dmsr-grid" if base == "dmsr-nf" else base
+
+
+def paper_preset_names(preset: EvalPreset) -> tuple[str, ...]:
+    """Every key whose published numbers use the preset's cells: :func:`paper_preset_name` first, then e.g.
+    ``mrda-ablation`` (Table V) for Gaussian8."""
+    key = paper_preset_name(preset)
+    return (key, *_SAME_CELLS.get(key, ()))
 
 
 def _fmt(psnr: float | None, ssim: float | None) -> str:
@@ -60,18 +80,21 @@ def format_table(
     Args:
         cells: results of :func:`blindsr.eval.benchmark.evaluate` (one model).
         preset: their preset.
-        compare: paper methods to print beside ours (default: :data:`DEFAULT_COMPARE` of the preset, filtered to
-            the methods the paper has). Unknown names are ignored with a note.
+        compare: paper methods to print beside ours (default: :data:`DEFAULT_COMPARE` of the preset, or
+            :data:`ORACLE_COMPARE` for an oracle model's cells, filtered to the methods the paper has). Unknown names
+            are ignored with a note.
         delta_against: the paper method our difference is computed against (default: the first compared method
             that has a number in every one of our columns, else the first).
         baseline: cells of a baseline model scored on the same cells (bicubic), printed as a row under ours.
 
     Returns:
-        The table, preceded by a header naming the model, preset, metric protocol and LR pipeline.
+        The table, preceded by a header naming the model, preset, metric protocol and LR pipeline (and, first, an
+        ``ORACLE evaluation`` line for an oracle model).
     """
     if not cells:
         return "(no results)"
     model = cells[0].model
+    oracle = cells[0].oracle
     columns = sorted({(c.dataset, c.scale) for c in cells}, key=lambda k: (_dataset_order(preset, k[0]), k[1]))
     settings = [s.label for s in _settings_in_order(preset, [c.scale for c in cells])]
     if any(c.setting == "mean" for c in cells):
@@ -79,13 +102,18 @@ def format_table(
     by_key = {(c.dataset, c.scale, c.setting): c for c in cells}
     base_key = {(c.dataset, c.scale, c.setting): c for c in baseline or ()}
     pkey = paper_preset_name(preset)
-    available = paper_methods(pkey)
-    wanted = list(compare) if compare is not None else list(DEFAULT_COMPARE.get(pkey, ()))
+    pkeys = paper_preset_names(preset)
+    available = {m for k in pkeys for m in paper_methods(k)}
+    defaults = ORACLE_COMPARE if oracle else DEFAULT_COMPARE
+    wanted = list(compare) if compare is not None else list(defaults.get(pkey, ()))
     methods = [m for m in wanted if m in available]
     missing = [m for m in wanted if m not in available]
 
     pl = preset.pipeline
-    lines = [
+    lines = []
+    if oracle:
+        lines.append(f"ORACLE evaluation (not blind SR): the model is given {oracle}")
+    lines += [
         f"model: {model} · preset: {preset.name} · metric protocol: {cells[0].metric_protocol} (PSNR dB / SSIM, Y)",
         f"LR: {preset.kernel_size}x{preset.kernel_size} kernels, {pl.blur_padding} blur padding, "
         f"{pl.bicubic_border} bicubic borders, {'8-bit' if pl.quantize else 'float (no clip, no rounding)'}",
@@ -96,17 +124,16 @@ def format_table(
     lines.append("|" + "|".join(["---"] * len(header)) + "|")
 
     def paper(method: str, d: str, s: int, setting: str) -> PaperResult | None:
-        hits = paper_results(pkey, method=method, dataset=d, scale=s, setting=setting)
+        hits = [r for k in pkeys for r in paper_results(k, method=method, dataset=d, scale=s, setting=setting)]
         return hits[0] if hits else None
 
     for setting in settings:
         ours_row = [by_key.get((d, s, setting)) for d, s in columns]
         if all(c is None for c in ours_row):
             continue
+        ours_label = f"ours ({model}, ORACLE)" if oracle else f"ours ({model})"
         lines.append(
-            "| "
-            + " | ".join([setting, f"ours ({model})"] + [_fmt(c.psnr, c.ssim) if c else "–" for c in ours_row])
-            + " |"
+            "| " + " | ".join([setting, ours_label] + [_fmt(c.psnr, c.ssim) if c else "–" for c in ours_row]) + " |"
         )
         if base_key:
             base_row = [base_key.get((d, s, setting)) for d, s in columns]
@@ -122,7 +149,7 @@ def format_table(
         if target is not None:
             deltas = [_fmt_delta(c, paper(target, d, s, setting)) for c, (d, s) in zip(ours_row, columns, strict=False)]
             lines.append("| " + " | ".join(["", f"Δ vs {target}"] + deltas) + " |")
-    sources = sorted({r.source for m in methods for r in paper_results(pkey, method=m)})
+    sources = sorted({r.source for m in methods for k in pkeys for r in paper_results(k, method=m)})
     if sources:
         lines.append("")
         lines.append("paper numbers: " + "; ".join(sources))

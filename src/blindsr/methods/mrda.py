@@ -13,6 +13,8 @@ Paper -> code (method names are the ``method.name`` of a config):
       l. 4-9      per-batch reset to theta_M + n SGD steps (non-Upscaler) .......... adapt_mln_features
       l. 10       D'_T from the adapted MLN (detached) ............................. adapt_mln_features
       l. 11, Eq. 2  L_rec = ||SR - HR||_1 ......................................... MRDATeacherMethod.training_step
+      Table V T3  DEN_T -> 5 FC layers on the batch's true blur kernel, no MLN ..... ``idr_source: kernel``
+      evaluation  the oracle: MLN adapted on each test (LR, HR) pair; T3: the kernel  teacher_oracle
     Sec. III-D    student MRDA_S = DEN_S + RDAN_S, RDAN_S <- RDAN_T ............... ``mrda_student``   MRDAStudentMethod
       Eq. 4-6     L = L_rec + lambda_kl L_kl + lambda_abs L_abs ................... losses.distill.idr_distillation_loss
     Table V       S1/S2 (one KD term), S4/S5 (DA module, static kernels), S6 (no KD) .. options; configs/mrda/ablation_*
@@ -37,9 +39,11 @@ Where this differs from the reference code (spec section 6) and why:
     * The reference monitors MAML by adapting on the test HR (an oracle). Not done here: the meta stage validates the
       un-adapted meta-init as a plain SR network, and logs the inner L1 before and after adaptation per step.
 
-Teacher validation: MRDA_T needs the HR image to adapt its MLN (an oracle), and the engine validates from LR alone,
-so ``MRDATeacherMethod.inference`` returns a function that raises; teacher configs keep ``validation.every: 0`` and
-the student stage is the one to validate.
+Teacher validation: MRDA_T needs the HR image to adapt its MLN (an oracle; MRDA_T3 the true kernel), and the engine
+validates from LR alone, so ``MRDATeacherMethod.inference`` returns a function that raises; teacher configs keep
+``validation.every: 0`` and the student stage is the one to validate. ``blindsr eval --teacher-run`` (or ``-m TEACHER
+--mln MLN``) evaluates a teacher as the oracle it is, through :func:`teacher_oracle`: every test image gets a fresh
+functional adaptation of the MLN on its own (LR, HR) pair, and T3 gets the cell's true kernel.
 
 Distributed training: the pretrain, teacher and student stages run under DDP (frozen members stay outside DDP and
 every rank adapts its own MLN copy on its own batch). The meta stage calls the MLN functionally with adapted weights,
@@ -50,8 +54,8 @@ MLN).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, NamedTuple, cast
 
 import torch
@@ -64,6 +68,7 @@ from blindsr.methods.meta import inner_adapt, meta_parameters
 from blindsr.nets.layers.dynamic_depthwise import KernelSource
 from blindsr.nets.mrda import (
     DegradationExtractionNetwork,
+    IDRSource,
     MetaLearningNetwork,
     Modulation,
     MRDAStudent,
@@ -85,11 +90,17 @@ __all__ = [
     "MRDATeacherMethod",
     "MRDATeacherOptions",
     "MetaTask",
+    "OracleUpscaleFn",
     "SRNetOptions",
     "adapt_mln_features",
+    "teacher_oracle",
 ]
 
 Release = dict[str, tuple[str, dict[str, Any]]]
+
+OracleUpscaleFn = Callable[[Tensor, int, Tensor, Tensor], Tensor]
+"""``upscale(lr, scale, hr, kernel) -> sr``: SR that is also given the HR image (B, 3, s·h, s·w) and the true blur
+kernel (B, k, k); the shape of ``blindsr.eval.benchmark.OracleModel.upscale``."""
 
 
 # ================================================================================================================
@@ -236,7 +247,23 @@ class SRNetOptions(AdaptationOptions):
 
 @dataclass(frozen=True, slots=True)
 class MRDATeacherOptions(SRNetOptions):
-    """``method.options`` of ``mrda_teacher`` (stage 2, Alg. 2): see :class:`SRNetOptions`."""
+    """``method.options`` of ``mrda_teacher`` (stage 2, Alg. 2): see :class:`SRNetOptions`.
+
+    Attributes:
+        idr_source: "mln" (the paper's teacher MRDA_T2: DEN_T on the adapted MLN's D′) or "kernel" (Table V's
+            MRDA_T3: DEN_T replaced by 5 FC layers on the batch's true blur kernel, ``nets.mrda.KernelEncoder``; no
+            MLN is built, loaded or adapted, so the ``mln_*`` and inner-loop options are unused and the stage needs
+            no ``init:`` entry). The kernel side k is the degradation preset's ``kernel_size``.
+    """
+
+    idr_source: IDRSource = "mln"
+
+    def __post_init__(self) -> None:
+        AdaptationOptions.__post_init__(self)
+        if self.idr_source not in ("mln", "kernel"):
+            raise ValueError(f"idr_source must be 'mln' or 'kernel', got {self.idr_source!r}")
+        if self.idr_source == "kernel" and self.legacy_persistent_mln:
+            raise ValueError("legacy_persistent_mln needs an MLN; idr_source 'kernel' (MRDA_T3) uses none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +343,15 @@ def _on_device(module: nn.Module, device: torch.device) -> None:
 def _synthesize(spec: DegradationSpec, hr: Tensor, scale: int, generator: torch.Generator) -> Tensor:
     deg = sample_degradation(spec, hr.shape[0], generator)
     return degrade(hr, deg, scale=scale, generator=generator).lr
+
+
+def _synthesize_with_kernels(
+    spec: DegradationSpec, hr: Tensor, scale: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """As :func:`_synthesize` (the same draws), and the batch's true blur kernels (B, k, k) on `hr`'s device."""
+    deg = sample_degradation(spec, hr.shape[0], generator)
+    lr = degrade(hr, deg, scale=scale, generator=generator).lr
+    return lr, deg.kernels.to(device=lr.device, dtype=lr.dtype)
 
 
 def adapt_mln_features(
@@ -571,7 +607,7 @@ class _AdaptingStage:
 
     scale: Scale
     networks: nn.ModuleDict
-    _mln: MetaLearningNetwork
+    _mln: MetaLearningNetwork | None = None  # None: a stage without MLN (MRDA_T3)
     _watch: _LoadWatch
     _adaptation: SRNetOptions
 
@@ -586,17 +622,79 @@ class _AdaptingStage:
 
     @property
     def mln(self) -> MetaLearningNetwork:
-        """The frozen MLN (meta-weights; drifting with ``legacy_persistent_mln``), filled by an ``init:`` entry."""
+        """The frozen MLN (meta-weights; drifting with ``legacy_persistent_mln``), filled by an ``init:`` entry.
+
+        Raises:
+            AttributeError: the stage has no MLN (``idr_source: kernel``), so an ``init:`` entry for it is refused.
+        """
+        if self._mln is None:
+            raise AttributeError("this stage has no MLN (idr_source: kernel, MRDA_T3)")
         return self._mln
 
     def teacher_features(self, lr: Tensor, hr: Tensor) -> tuple[Tensor, dict[str, float | Tensor]]:
         """D′_T of the batch: a fresh adaptation of the MLN to (lr, hr) (Alg. 2 l. 4-10), detached."""
+        mln = self.mln
         self._watch.require("mln", "meta")
         legacy = self._adaptation.legacy_persistent_mln
         if legacy:
             _single_process("legacy_persistent_mln")
-        _on_device(self._mln, lr.device)
-        return adapt_mln_features(self._mln, lr, hr, self._adaptation, persist=legacy)
+        _on_device(mln, lr.device)
+        return adapt_mln_features(mln, lr, hr, self._adaptation, persist=legacy)
+
+
+def teacher_oracle(
+    teacher: MRDATeacher, mln: MetaLearningNetwork | None, options: AdaptationOptions | None = None
+) -> OracleUpscaleFn:
+    """MRDA_T as the oracle it is, for evaluation: ``upscale(lr, scale, hr, kernel) -> sr``.
+
+    The paper's teacher: every call adapts `mln` afresh on its own (lr, hr) pair, functionally from the MLN's own
+    (meta) weights and never in place (:func:`adapt_mln_features`), then runs DEN_T + RDAN_T on the adapted D′; so the
+    result for an image does not depend on the images before it. MRDA_T3 (``idr_source="kernel"``): the true kernel
+    goes to its KernelEncoder, and `mln`, `options` and `hr` are not used.
+
+    Tensors made under ``torch.inference_mode`` are copied first (the adaptation needs autograd); the teacher itself
+    runs without gradients.
+
+    Args:
+        teacher: MRDA_T, in eval mode.
+        mln: the frozen meta-learned MLN of the teacher's training (None for MRDA_T3).
+        options: the adaptation: inner steps, step sizes, adapted parameters (the teacher stage's options); None:
+            the paper's 5 steps of 1e-2 with the Upscaler fixed.
+
+    Returns:
+        ``upscale(lr (B, 3, h, w), scale, hr (B, 3, s·h, s·w), kernel (B, k, k)) -> sr (B, 3, s·h, s·w)``.
+
+    Raises:
+        ValueError: the paper's teacher without an MLN, or an MLN whose width is not DEN_T's input.
+    """
+    if teacher.kernel_encoder is None:
+        if mln is None:
+            raise ValueError("the MRDA teacher (idr_source 'mln') needs its meta-learned MLN")
+        assert teacher.den is not None
+        if mln.n_feats != teacher.den.in_channels or mln.scale != teacher.scale:
+            raise ValueError(
+                f"the MLN (x{mln.scale}, {mln.n_feats} channels) does not fit the teacher (x{teacher.scale}, DEN_T "
+                f"reads {teacher.den.in_channels} channels)"
+            )
+    adaptation = replace(options or AdaptationOptions(), log_adaptation=False)
+
+    def upscale(lr: Tensor, scale: int, hr: Tensor, kernel: Tensor) -> Tensor:
+        if scale != teacher.scale:
+            raise ValueError(f"this MRDA teacher upscales x{teacher.scale}, asked for x{scale}")
+        with torch.inference_mode(False):
+            lr, hr, kernel = (t.clone() if t.is_inference() else t for t in (lr, hr, kernel))
+            if teacher.kernel_encoder is not None:
+                with torch.no_grad():
+                    out: Tensor = teacher(lr, kernel).sr
+                return out
+            assert mln is not None
+            _on_device(mln, lr.device)
+            features, _ = adapt_mln_features(mln, lr, hr, adaptation)
+            with torch.no_grad():
+                out = teacher(lr, features).sr
+            return out
+
+    return upscale
 
 
 class MRDATeacherMethod(_AdaptingStage):
@@ -604,6 +702,9 @@ class MRDATeacherMethod(_AdaptingStage):
 
     Networks: ``{"teacher": MRDATeacher}`` (plus the frozen ``"mln"`` with ``legacy_persistent_mln``). Member:
     :attr:`mln`, loaded by ``init: [{network: mln, from_stage: <meta stage>, freeze: true}]``.
+
+    With ``idr_source: kernel`` (Table V, MRDA_T3) the teacher's IDR comes from the batch's true blur kernels through
+    5 FC layers instead of DEN_T: no MLN member, no adaptation, no ``init:`` entry.
     """
 
     def __init__(self, *, scale: int, degradation: DegradationSpec, options: MRDATeacherOptions) -> None:
@@ -611,15 +712,26 @@ class MRDATeacherMethod(_AdaptingStage):
         self.degradation = degradation
         self.options = options
         self.networks = nn.ModuleDict({"teacher": MRDATeacher(**self._teacher_kwargs())})
-        self._setup_mln(options)
+        if options.idr_source == "mln":
+            self._setup_mln(options)
 
     def _teacher_kwargs(self) -> dict[str, Any]:
-        return {**self.options.rdan_kwargs(self.scale), "mln_channels": self.options.mln_feats}
+        kwargs = {**self.options.rdan_kwargs(self.scale), "mln_channels": self.options.mln_feats}
+        if self.options.idr_source == "kernel":  # only then: released MRDA_T2 files keep their arch_kwargs
+            kwargs.update(idr_source="kernel", blur_kernel_size=self.degradation.kernel_size)
+        return kwargs
 
     def training_step(
         self, hr: Tensor, *, step: int, generator: torch.Generator, nets: Mapping[str, nn.Module]
     ) -> StepOutput:
-        """One degradation for the batch, fresh MLN adaptation, D′_T → teacher → L1 (Alg. 2 l. 3-11)."""
+        """One degradation for the batch, fresh MLN adaptation, D′_T → teacher → L1 (Alg. 2 l. 3-11).
+
+        MRDA_T3: the batch's true kernels → teacher → L1 (the same degradation draws, no MLN).
+        """
+        if self.options.idr_source == "kernel":
+            lr, kernels = _synthesize_with_kernels(self.degradation, hr, self.scale, generator)
+            loss = _l1(nets["teacher"](lr, kernels).sr, hr)
+            return StepOutput(loss=loss, logs={"l1": loss.detach()})
         lr = _synthesize(self.degradation, hr, self.scale, generator)
         features, logs = self.teacher_features(lr, hr)
         out = nets["teacher"](lr, features)
@@ -628,13 +740,29 @@ class MRDATeacherMethod(_AdaptingStage):
 
     def inference(self, nets: Mapping[str, nn.Module]) -> UpscaleFn:
         """An upscale function that raises: the teacher needs the HR image (oracle); validate the student."""
+        needs = "the true blur kernel" if self.options.idr_source == "kernel" else "HR"
 
         def upscale(lr: Tensor, scale: int) -> Tensor:
             raise NotImplementedError(
-                "the MRDA teacher needs HR (oracle); validate the student stage (set validation.every: 0 here)"
+                f"the MRDA teacher needs {needs} (oracle); validate the student stage (set validation.every: 0 here); "
+                "`blindsr eval --teacher-run RUN_DIR` evaluates it as an oracle"
             )
 
         return upscale
+
+    def oracle(self, nets: Mapping[str, nn.Module], *, options: AdaptationOptions | None = None) -> OracleUpscaleFn:
+        """The teacher as an oracle for evaluation: :func:`teacher_oracle` with this stage's MLN.
+
+        Args:
+            nets: the networks (``{"teacher": ...}``).
+            options: the adaptation (default: this stage's options, as in training); unused by MRDA_T3.
+        """
+        teacher = _plain(nets["teacher"], why="oracle evaluation")
+        assert isinstance(teacher, MRDATeacher)
+        if self.options.idr_source == "kernel":
+            return teacher_oracle(teacher, None)
+        self._watch.require("mln", "meta")
+        return teacher_oracle(teacher, self.mln, options or self.options)
 
     def release(self) -> Release:
         """What ``blindsr export`` writes: MRDA_T (``mrda_t``; the MLN is not part of it)."""

@@ -16,6 +16,7 @@ Paper → code:
     MRDA_S, the student (Sec. III-D; the deployed model) ..... MRDAStudent (DEN_S + RDAN_S)
     Table V: S4 (DA module instead of RDAM) .................. modulation="da" (DAConv in every block)
              S5 (S4 with ordinary convs) ..................... modulation="da", kernel="static"
+             T3 (DEN_T → 5 FC layers on the true kernel) ..... KernelEncoder; MRDATeacher(idr_source="kernel")
 
 Conventions: images are (B, 3, H, W) RGB in [0, 1]. The IDR is the DEN's 256-d output (the paper's "4C" entries
 of Eq. 4-5); RDAN compresses it to C = 64 itself (spec 2.2). LReLU = LeakyReLU(0.1) everywhere, no normalisation.
@@ -42,13 +43,18 @@ Parameter counts (learnable parameters, default widths)::
     MRDA_T (DEN_T + RDAN)   5,763,001   5,947,641   5,910,713
     MRDA_S (DEN_S + RDAN)   5,691,001   5,875,641   5,838,713
 
-    RDA conv 41,025; RDA block 155,906; DA conv 46,144.
+    RDA conv 41,025; RDA block 155,906; DA conv 46,144; KernelEncoder (T3, 21×21 kernels, d = 256) 376,320.
 
 The spec (2.4) and the reference code count 24 more in RDAN, MRDA_T and MRDA_S (MRDA_S ×4: 5,838,737): the
 reference's mean shifts are two frozen 1×1 convs (3·3 weights + 3 biases each). Here the mean shift is a constant,
 non-persistent buffer (spec 2.3), so it is not a parameter: ``REFERENCE_MEAN_SHIFT_PARAMS`` = 24 bridges the two.
 Ablations at ×4 (MRDA_S): S4 6,115,139; S5 3,934,403; no RDAM 5,835,203; C-channel RDAM map 6,059,843; 3×3 RDAM
-map 5,866,361.
+map 5,866,361. MRDA_T3 at ×4 (KernelEncoder + RDAN): 4,938,041.
+
+MRDA_T3, the oracle-kernel teacher (Table V; paper: "Comparison with Non-Blind SR"): ``MRDATeacher(idr_source=
+"kernel")`` holds a ``KernelEncoder`` (state-dict keys ``kernel_encoder.*``) instead of DEN_T and reads the true blur
+kernels of the batch, ``teacher(lr, kernels)`` with kernels (B, k, k); no MLN is involved. Its ``rdan.*`` keys are
+those of every other teacher.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ from blindsr.types import Scale
 __all__ = [
     "REFERENCE_MEAN_SHIFT_PARAMS",
     "DegradationExtractionNetwork",
+    "IDRSource",
+    "KernelEncoder",
     "MLNOutput",
     "MLNTrunk",
     "MRDAOutput",
@@ -88,6 +96,9 @@ __all__ = [
 Modulation = Literal["rdam", "none", "da"]
 # What RDAM's map is computed from: the conv input F (Eq. 9, reference code) or the dynamic branch F1 (the text).
 RDAMInput = Literal["F", "F1"]
+# What the teacher's IDR is computed from: the adapted MLN's features D′ by DEN_T (MRDA_T2, the paper's teacher) or
+# the true blur kernel by KernelEncoder (Table V, MRDA_T3).
+IDRSource = Literal["mln", "kernel"]
 
 REFERENCE_MEAN_SHIFT_PARAMS: Final = 24
 """Parameters the reference code (and the spec's counts) give the two fixed mean shifts; 0 here (buffers)."""
@@ -254,7 +265,7 @@ class MetaLearningNetwork(nn.Module):
 
 
 # ================================================================================================================
-# DEN: degradation extraction network, teacher and student (Sec. III-C/D, Fig. 2b-c; spec 2.2)
+# DEN: degradation extraction network, teacher and student (Sec. III-C/D, Fig. 2b-c; spec 2.2); T3's kernel encoder
 # ================================================================================================================
 
 
@@ -294,6 +305,43 @@ class DegradationExtractionNetwork(nn.Module):
             x = _lrelu(conv(x))
         out: Tensor = self.mlp(x.mean(dim=(2, 3)))
         return out
+
+
+class KernelEncoder(nn.Module):
+    """MRDA_T3's IDR encoder (Table V): five fully connected layers on the flattened true blur kernel.
+
+    ``Linear(k² → d) → LReLU → 3 × [Linear(d → d) → LReLU] → Linear(d → d)``: LReLU(0.1) between the layers, none
+    after the last (like DEN's MLP head). The paper gives only "5 FC layers"; the hidden width d (the IDR length) is
+    our choice. The kernel entries are read as they are (each kernel sums to 1), without normalisation.
+
+    Args:
+        kernel_size: k, the side of the square blur kernels (21 for the MRDA presets).
+        idr_dim: d, the IDR length and the hidden width (256).
+        n_layers: the number of linear layers (5).
+    """
+
+    def __init__(self, *, kernel_size: int = 21, idr_dim: int = 256, n_layers: int = 5) -> None:
+        super().__init__()
+        check_odd_kernel_size(kernel_size)
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.kernel_size = kernel_size
+        self.idr_dim = idr_dim
+        widths = [kernel_size * kernel_size] + [idr_dim] * n_layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    def forward(self, kernels: Tensor) -> Tensor:
+        """Map (B, k, k) blur kernels to the IDR (B, d)."""
+        k = self.kernel_size
+        if kernels.ndim != 3 or tuple(kernels.shape[1:]) != (k, k):
+            raise ValueError(f"kernels must have shape (B, {k}, {k}), got {tuple(kernels.shape)}")
+        x = kernels.flatten(1)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = _lrelu(x)
+        return x
 
 
 # ================================================================================================================
@@ -528,13 +576,18 @@ class MRDAOutput(NamedTuple):
 class MRDATeacher(nn.Module):
     """MRDA_T: ``idr = DEN_T(D′)``, ``sr = RDAN_T(lr, idr)``, with D′ the adapted MLN's features (module docstring).
 
+    With ``idr_source="kernel"`` it is Table V's MRDA_T3: ``idr = KernelEncoder(kernels)`` from the true blur kernels
+    (B, k, k) instead of DEN_T (no ``den`` member then; ``kernel_encoder`` instead).
+
     Args:
         scale: upscaling factor s (2, 3 or 4).
         n_feats, n_blocks, kernel_size, modulation, kernel, rdam_channels, rdam_input, rdam_kernel_size,
             da_reduction: RDAN's (see ``RDAN``).
         idr_dim: d, the IDR length (256).
-        den_channels: DEN_T's base width w (64).
-        mln_channels: C′, the channels of D′ (the MLN's width, 128).
+        den_channels: DEN_T's base width w (64); unused with ``idr_source="kernel"``.
+        mln_channels: C′, the channels of D′ (the MLN's width, 128); unused with ``idr_source="kernel"``.
+        idr_source: "mln" (DEN_T on D′, the paper's teacher) or "kernel" (MRDA_T3, the true kernel).
+        blur_kernel_size: k, the side of the true blur kernels (21); only with ``idr_source="kernel"``.
     """
 
     def __init__(
@@ -553,10 +606,20 @@ class MRDATeacher(nn.Module):
         rdam_input: RDAMInput = "F",
         rdam_kernel_size: int = 1,
         da_reduction: int = 8,
+        idr_source: IDRSource = "mln",
+        blur_kernel_size: int = 21,
     ) -> None:
         super().__init__()
+        if idr_source not in ("mln", "kernel"):
+            raise ValueError(f"idr_source must be 'mln' or 'kernel', got {idr_source!r}")
         self.scale = scale
-        self.den = DegradationExtractionNetwork(in_channels=mln_channels, channels=den_channels, idr_dim=idr_dim)
+        self.idr_source: IDRSource = idr_source
+        self.den: DegradationExtractionNetwork | None = None
+        self.kernel_encoder: KernelEncoder | None = None
+        if idr_source == "mln":
+            self.den = DegradationExtractionNetwork(in_channels=mln_channels, channels=den_channels, idr_dim=idr_dim)
+        else:
+            self.kernel_encoder = KernelEncoder(kernel_size=blur_kernel_size, idr_dim=idr_dim)
         self.rdan = RDAN(
             scale=scale,
             n_feats=n_feats,
@@ -571,29 +634,46 @@ class MRDATeacher(nn.Module):
             da_reduction=da_reduction,
         )
 
-    def forward(self, lr: Tensor, features: Tensor) -> MRDAOutput:
-        """Super-resolve `lr` with the degradation information of the adapted MLN.
-
-        Args:
-            lr: (B, 3, h, w) RGB in [0, 1].
-            features: (B, C′, h, w) D′ from ``MetaLearningNetwork.degradation_features`` with the adapted
-                parameters (detach it unless the MLN is meant to be trained through the teacher).
-
-        Returns:
-            ``MRDAOutput(sr, idr = D_T)``.
-        """
+    def encode(self, lr: Tensor, features: Tensor) -> Tensor:
+        """The IDR (B, d): DEN_T(D′), or KernelEncoder(kernels) for MRDA_T3 (arguments as in ``forward``)."""
         check_image_batch(lr, name="lr", channels=3)
+        if self.kernel_encoder is not None:
+            if features.shape[0] != lr.shape[0]:
+                raise ValueError(f"kernels must be (B, k, k) with B = {lr.shape[0]}, got {tuple(features.shape)}")
+            idr: Tensor = self.kernel_encoder(features.to(lr.dtype))
+            return idr
+        assert self.den is not None
         check_image_batch(features, name="features", channels=self.den.in_channels)
         if features.shape[0] != lr.shape[0] or features.shape[2:] != lr.shape[2:]:
             raise ValueError(
                 f"features (B, C′, h, w) must match lr in B, h, w; got {tuple(features.shape)} and {tuple(lr.shape)}"
             )
         idr = self.den(features)
+        return idr
+
+    def forward(self, lr: Tensor, features: Tensor) -> MRDAOutput:
+        """Super-resolve `lr` with the degradation information of the adapted MLN (or the true kernels: T3).
+
+        Args:
+            lr: (B, 3, h, w) RGB in [0, 1].
+            features: (B, C′, h, w) D′ from ``MetaLearningNetwork.degradation_features`` with the adapted
+                parameters (detach it unless the MLN is meant to be trained through the teacher); with
+                ``idr_source="kernel"``, the true blur kernels (B, k, k) of the batch instead.
+
+        Returns:
+            ``MRDAOutput(sr, idr = D_T)``.
+        """
+        idr = self.encode(lr, features)
         return MRDAOutput(sr=self.rdan(lr, idr), idr=idr)
 
     def parameter_counts(self) -> dict[str, int]:
-        """``{"den": DEN_T, "rdan": RDAN_T, "total": both}`` (learnable; the MLN is not part of the teacher)."""
-        counts = {"den": _count(self.den), "rdan": _count(self.rdan)}
+        """``{"den": DEN_T, "rdan": RDAN_T, "total": both}`` (learnable; the MLN is not part of the teacher).
+
+        MRDA_T3 (``idr_source="kernel"``): ``{"kernel_encoder": ..., "rdan": ..., "total": ...}``.
+        """
+        encoder = self.den if self.den is not None else self.kernel_encoder
+        assert encoder is not None
+        counts = {"den" if self.den is not None else "kernel_encoder": _count(encoder), "rdan": _count(self.rdan)}
         return {**counts, "total": sum(counts.values())}
 
 
