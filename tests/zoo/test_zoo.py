@@ -212,6 +212,24 @@ def test_lookup_aliases_and_suggestions(monkeypatch: pytest.MonkeyPatch) -> None
         load_model("dmsr-x4")
 
 
+def test_spelling_aliases_resolve_and_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _card("1" * 64), _card("2" * 64, name="toy-x2.nf", weights="nf.safetensors")
+    monkeypatch.setattr(cards, "MODEL_CARDS", (first, second))
+    monkeypatch.setattr(cards, "MODEL_ALIASES", {"toy-x2-nf": "toy-x2.nf"})
+    assert get_card("toy-x2-nf") is second
+    assert "toy-x2-nf" in cards.card_names(aliases=True)
+    listed = {m["name"]: m["aliases"] for m in list_models()}
+    assert listed["toy-x2.nf"] == ["toy-x2-nf"] and listed["toy-x2.bicubic"] == ["toy-x2"]
+
+
+def test_shipped_aliases_point_at_shipped_cards() -> None:
+    names = {c.name for c in cards.MODEL_CARDS}
+    for alias, target in cards.MODEL_ALIASES.items():
+        assert target in names, alias
+        with pytest.raises(ValueError):
+            parse_model_name(alias)  # an alias is only for spellings the grammar cannot express
+
+
 def test_empty_zoo_says_so_and_points_at_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cards, "MODEL_CARDS", ())
     with pytest.raises(KeyError) as err:

@@ -14,7 +14,7 @@ import difflib
 
 from blindsr.zoo.card import ModelCard
 
-__all__ = ["MODEL_CARDS", "NO_MODELS_MESSAGE", "card_names", "get_card"]
+__all__ = ["MODEL_ALIASES", "MODEL_CARDS", "NO_MODELS_MESSAGE", "card_names", "get_card"]
 
 MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
@@ -45,6 +45,10 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
     ),
 )
 
+# Extra spellings that do not follow the name grammar but that users (and the issue tracker) type. Each maps to a
+# card name; `blindsr models` shows the alias beside its card.
+MODEL_ALIASES: dict[str, str] = {}
+
 NO_MODELS_MESSAGE = (
     "no trained models ship with blindsr yet; a weights file written by `blindsr export` loads by its path "
     "(e.g. `-m path/to/weights.safetensors`)"
@@ -62,6 +66,8 @@ def card_names(*, aliases: bool = False) -> list[str]:
         names.append(card.name)
         if aliases and card.base_name != card.name and card.base_name not in names:
             names.append(card.base_name)
+        if aliases:
+            names.extend(alias for alias, target in MODEL_ALIASES.items() if target == card.name)
     return names
 
 
@@ -79,6 +85,7 @@ def get_card(name: str) -> ModelCard:
             no cards at all, says so and how to load a weights file by path).
     """
     cards = MODEL_CARDS
+    name = MODEL_ALIASES.get(name, name)
     for card in cards:
         if card.name == name:
             return card

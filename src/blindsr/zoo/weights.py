@@ -440,6 +440,7 @@ def list_models() -> list[dict[str, Any]]:
         if card.base_name not in seen_bases and card.base_name != card.name:
             aliases.append(card.base_name)
         seen_bases.add(card.base_name)
+        aliases.extend(alias for alias, target in _cards.MODEL_ALIASES.items() if target == card.name)
         try:
             resolve_weights(card)
             available = True
