@@ -339,3 +339,12 @@ def test_upscale_returns_sr_and_checks_the_scale(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(cards, "MODEL_CARDS", (card,))
     [entry] = list_models()
     assert entry["name"] == "toy-x3" and entry["params"] == counts and entry["scale"] == 3
+
+
+def test_noise_free_variant_must_be_a_sibling_card() -> None:
+    kwargs = dict(name="toy-x2.bicubic", arch="toy_sr", arch_kwargs=KWARGS, scale=2, weights="t.safetensors")
+    card = ModelCard(**kwargs, sha256="1" * 64, noise_free_variant="toy-x2.nf")
+    assert card.noise_free_variant == "toy-x2.nf"
+    for bad in ("toy-x3.nf", "other-x2.nf"):
+        with pytest.raises(ValueError, match="noise_free_variant"):
+            ModelCard(**kwargs, sha256="1" * 64, noise_free_variant=bad)

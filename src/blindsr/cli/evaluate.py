@@ -36,7 +36,12 @@ its training run, or from exported files:
   blindsr eval -m teacher.safetensors --mln mln.safetensors --protocol gaussian8-x4 --data-root DATA
 
 The table then starts with an ORACLE line, compares with the paper's oracle teachers (MRDA_T2 / MRDA_T3 of Table V)
-and every JSON record carries "oracle": true."""
+and every JSON record carries "oracle": true.
+
+DMSR's noise-free cell: the paper's Table 1 reports [0.2, 0] with DMSR-nf, DMSR fine-tuned with the noise fixed at
+0. When the model's card names such a variant (e.g. dmsr-x4.lite -> dmsr-x4.nf-lite), that variant scores the
+noise-free cells of dmsr-grid (and all of dmsr-nf); its rows say so. --nf-model picks another model, or `none`
+to score every cell with -m."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="score only the first N images of each dataset (quick checks; default: all)",
+    )
+    p.add_argument(
+        "--nf-model",
+        "--nf_model",
+        default="auto",
+        metavar="MODEL",
+        help="the model for the DMSR noise-free cells (the paper's DMSR-nf row): auto (default: the card's "
+        "noise-free variant, if any), none (use -m), a zoo name or a .safetensors file",
     )
     p.add_argument("--json", metavar="FILE", help="write one record per cell as JSON")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -217,6 +230,40 @@ def _teacher_from_files(args: argparse.Namespace, loaded: LoadedModel, device: t
     return _oracle(teacher, teacher_oracle(teacher, mln.model, options), options, name)
 
 
+def _noise_free_labels(preset: Any, scales: tuple[int, ...]) -> set[str]:
+    """The labels of the cells the paper scores with DMSR-nf: the noise-free settings of DMSR Table 1 presets."""
+    if "DMSR Table 1" not in preset.paper_tables:
+        return set()
+    return {st.label for s in scales for st in preset.settings_for(s) if st.noise == 0}
+
+
+def _noise_free_model(
+    args: argparse.Namespace, card_name: str | None, scale: int | None, device: torch.device
+) -> tuple[Any, str]:
+    """(upscale function, name) of the model for the noise-free cells, or (None, "") to use -m everywhere."""
+    from blindsr.cli.main import CLIError
+
+    choice = args.nf_model
+    if choice == "none":
+        return None, ""
+    if choice == "auto":
+        if card_name is None:
+            return None, ""
+        from blindsr.zoo import get_card
+
+        choice = get_card(card_name).noise_free_variant
+        if not choice:
+            return None, ""
+    elif scale is None:
+        raise CLIError("--nf-model goes with a learned -m MODEL (the DMSR model whose noise-free cells it scores)")
+    from blindsr.zoo import load_model
+
+    loaded = load_model(choice, device=device)
+    if loaded.scale != scale:
+        raise CLIError(f"--nf-model {choice} upscales x{loaded.scale}, but -m upscales x{scale}")
+    return loaded.upscale, loaded.card.name if loaded.card else Path(choice).name
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -236,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     model_arg = args.model if args.model is not None else "bicubic"
     model: Any
     scale: int | None = None  # a learned model's only scale
+    card_name: str | None = None  # the zoo card of -m, if it is one
     if args.teacher_run is not None:
         teacher = _teacher_from_run(args, device)
     elif model_arg in BUILTIN_MODELS:
@@ -249,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             model, name = loaded.upscale, loaded.card.name if loaded.card else Path(model_arg).name
             scale = loaded.scale
+            card_name = loaded.card.name if loaded.card else None
     if teacher is not None:
         model, name, scale = teacher.model, teacher.name, teacher.scale
         if teacher.kernel_size and teacher.kernel_size != preset.kernel_size:
@@ -265,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         args.scales = list(scales)
     t0 = time.perf_counter()
 
-    def run_model(fn: Any, label: str) -> list[Any]:
+    def run_model(fn: Any, label: str, settings: set[str] | None = None) -> list[Any]:
         return evaluate(
             fn,
             preset,
@@ -276,9 +325,17 @@ def run(args: argparse.Namespace) -> int:
             device=device,
             progress=not args.quiet,
             max_images=args.max_images,
+            settings=settings,
         )
 
-    cells = run_model(model, name)
+    nf_fn, nf_name = _noise_free_model(args, card_name, scale, device)
+    nf_labels = _noise_free_labels(preset, tuple(args.scales) if args.scales else preset.scales) if nf_fn else set()
+    if nf_fn is not None and nf_labels:
+        everything = {st.label for s in (args.scales or preset.scales) for st in preset.settings_for(s)}
+        cells = run_model(model, name, everything - nf_labels) if everything - nf_labels else []
+        cells += run_model(nf_fn, nf_name, nf_labels)
+    else:
+        cells = run_model(model, name)
     baseline = run_model(BUILTIN_MODELS["bicubic"], "bicubic") if name != "bicubic" else None
     elapsed = time.perf_counter() - t0
     delta_against = "MRDA_T3" if teacher is not None and teacher.idr_source == "kernel" else None

@@ -12,7 +12,7 @@ given), so tables and JSON records can never pass it off as blind SR.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,7 @@ def evaluate(
     device: torch.device | str = "cpu",
     progress: bool = True,
     max_images: int = 0,
+    settings: Collection[str] | None = None,
 ) -> list[CellResult]:
     """Score `model` on every cell of `preset` for the given datasets and scales.
 
@@ -175,6 +176,8 @@ def evaluate(
         device: where degradation and model run; metrics are computed in float64 on the same device.
         progress: show a progress bar (stderr).
         max_images: score only the first N images of each set (0 = all); for quick validation during training.
+        settings: score only the settings with these labels (default: all). The others are skipped, not renumbered,
+            so every LR image (and its seeded noise) is the one a full run makes.
 
     Returns:
         One `CellResult` per (dataset, scale, setting) and, for ``over_settings`` presets, one ``"mean"`` cell per
@@ -205,17 +208,26 @@ def evaluate(
         return min(len(bench), max_images) if max_images > 0 else len(bench)
 
     oracle = model.uses if isinstance(model, OracleModel) else ""
-    total = sum(count(bs) * len(preset.settings_for(s)) for (_, s), bs in sets.items())
+
+    def chosen(scale: int) -> list[int]:
+        labels = [st.label for st in preset.settings_for(scale)]
+        return [i for i, label in enumerate(labels) if settings is None or label in settings]
+
+    total = sum(count(bs) * len(chosen(s)) for (_, s), bs in sets.items())
     bar = tqdm(total=total, desc=f"{model_name} on {preset.name}", unit="img", disable=not progress, leave=False)
     results: list[CellResult] = []
     try:
         for (_dataset, scale), bench in sets.items():
-            settings = preset.settings_for(scale)
-            per_setting: list[dict[str, tuple[float, float]]] = [{} for _ in settings]
+            all_settings = preset.settings_for(scale)
+            indices = chosen(scale)
+            if not indices:
+                continue
+            per_setting: dict[int, dict[str, tuple[float, float]]] = {i: {} for i in indices}
             for index in range(count(bench)):
                 item = bench[index]
                 hr = item.hr.to(dev).unsqueeze(0)
-                for i, setting in enumerate(settings):
+                for i in indices:
+                    setting = all_settings[i]
                     lr = preset.degrade(hr, scale=scale, setting_index=i, dataset=bench.dataset_name, stem=item.name).lr
                     if isinstance(model, OracleModel):
                         kernel = preset.params(setting).kernels.to(device=dev, dtype=torch.float32)
@@ -233,7 +245,8 @@ def evaluate(
                     per_setting[i][item.name] = (float(p), float(q))
                     bar.update(1)
             cells = []
-            for setting, scores in zip(settings, per_setting, strict=False):
+            for i, scores in per_setting.items():
+                setting = all_settings[i]
                 cells.append(
                     CellResult(
                         preset=preset.name,
@@ -251,8 +264,8 @@ def evaluate(
                     )
                 )
             results.extend(cells)
-            if preset.average == "over_settings":
-                results.extend(mean_over_settings(cells))
+            if preset.average == "over_settings" and len(indices) == len(all_settings):
+                results.extend(mean_over_settings(cells))  # a mean over a subset would not be the preset's
     finally:
         bar.close()
     return results

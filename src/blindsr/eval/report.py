@@ -110,11 +110,14 @@ def format_table(
     missing = [m for m in wanted if m not in available]
 
     pl = preset.pipeline
+    others = list(dict.fromkeys(c.model for c in cells if c.model != model))
+    also = f" (and {', '.join(others)} in the rows that name it)" if others else ""
     lines = []
     if oracle:
         lines.append(f"ORACLE evaluation (not blind SR): the model is given {oracle}")
     lines += [
-        f"model: {model} · preset: {preset.name} · metric protocol: {cells[0].metric_protocol} (PSNR dB / SSIM, Y)",
+        f"model: {model}{also} · preset: {preset.name} · metric protocol: {cells[0].metric_protocol} "
+        "(PSNR dB / SSIM, Y)",
         f"LR: {preset.kernel_size}x{preset.kernel_size} kernels, {pl.blur_padding} blur padding, "
         f"{pl.bicubic_border} bicubic borders, {'8-bit' if pl.quantize else 'float (no clip, no rounding)'}",
         "",
@@ -131,7 +134,8 @@ def format_table(
         ours_row = [by_key.get((d, s, setting)) for d, s in columns]
         if all(c is None for c in ours_row):
             continue
-        ours_label = f"ours ({model}, ORACLE)" if oracle else f"ours ({model})"
+        row_model = next((c.model for c in ours_row if c is not None), model)  # e.g. the DMSR-nf variant's row
+        ours_label = f"ours ({row_model}, ORACLE)" if oracle else f"ours ({row_model})"
         lines.append(
             "| " + " | ".join([setting, ours_label] + [_fmt(c.psnr, c.ssim) if c else "–" for c in ours_row]) + " |"
         )

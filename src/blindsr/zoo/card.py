@@ -86,6 +86,8 @@ class ModelCard:
         paper: the paper (and table/row) the model reproduces.
         license: the licence of the weights.
         trained: what training the weights actually had (recipe, iterations, hardware): honest, not the paper's.
+        noise_free_variant: the card that scores this model's noise-free cells in evaluation (DMSR Table 1 reports
+            its [0.2, 0] row with DMSR-nf, a fine-tune with the noise fixed at 0); ``""`` for none.
     """
 
     name: str
@@ -100,6 +102,7 @@ class ModelCard:
     paper: str = ""
     license: str = ""
     trained: str = ""
+    noise_free_variant: str = ""
     _parsed: ModelName = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +118,12 @@ class ModelCard:
             raise ValueError(
                 f"card {self.name!r}: weights must be a bare *.safetensors file name, got {self.weights!r}"
             )
+        if self.noise_free_variant:
+            variant = parse_model_name(self.noise_free_variant)
+            if variant.scale != self.scale or variant.base != parsed.base:
+                raise ValueError(
+                    f"card {self.name!r}: noise_free_variant {self.noise_free_variant!r} must be a {parsed.base}.* card"
+                )
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
         object.__setattr__(self, "_parsed", parsed)
 
