@@ -25,6 +25,7 @@ _COMMANDS = (
     "blindsr.cli.models",
     "blindsr.cli.export",
     "blindsr.cli.export_onnx",
+    "blindsr.cli.analyze",
     "blindsr.cli.demo",
     "blindsr.cli.serve",
     "blindsr.cli.lpips_convert",
@@ -38,6 +39,7 @@ _EPILOG = """examples:
   blindsr eval -m bicubic --protocol gaussian8-x4 --data-root DATA
   blindsr train configs/toy/x2.yaml                   train (resumable: --resume RUN_DIR; DDP: torchrun)
   blindsr upscale photos/ -o results/ -m dmsr-x4      super-resolve files and folders (tiled, blind)
+  blindsr analyze idr -m MODEL --data-root DATA -o idr.png   MRDA analysis plots (also: rdam, adaptation)
   blindsr demo -o demo_output
 
 Run `blindsr COMMAND --help` for the options of a command."""
