@@ -73,3 +73,16 @@ def test_the_report_labels_an_oracle_and_compares_it_with_the_papers_oracle_teac
     # a blind model's table is as before: no ORACLE line, the blind methods of Table II
     blind = format_table(evaluate(bicubic_model, preset, data_root=root, progress=False), preset)
     assert "ORACLE" not in blind and "paper MRDA_S " in blind and "MRDA_T2" not in blind
+
+
+def test_a_blind_model_is_compared_with_the_method_the_preset_reproduces(tmp_path: Path) -> None:
+    """Gaussian8 prints the paper's bicubic row first, but a learned model's Δ is against MRDA_S (bicubic's: Bicubic)."""
+    root = _fake_sets(tmp_path, ("Set5",))
+    preset = get_eval_preset("gaussian8-x4")
+    cells = evaluate(bicubic_model, preset, data_root=root, model_name="some-model", progress=False, max_images=1)
+    table = format_table(cells, preset)
+    assert "paper Bicubic" in table and "paper MRDA_S" in table and "Δ vs MRDA_S" in table
+    assert "Δ vs Bicubic" not in table
+    cells = evaluate(bicubic_model, preset, data_root=root, model_name="bicubic", progress=False, max_images=1)
+    assert "Δ vs Bicubic" in format_table(cells, preset)
+    assert "Δ vs DASR" in format_table(cells, preset, delta_against="DASR")

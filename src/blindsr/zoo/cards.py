@@ -43,11 +43,71 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         "lite_x4_ft (1,000 steps, 20 % noise-free samples, kernel loss summed; 53 min on 2 shared cores); EMA weights; "
         "the paper trains 500,000 steps x 32 on DF2K. Still below bicubic on clean, sharp inputs (docs/results.md)",
     ),
+    ModelCard(
+        name="mrda-x4.iso-lite",
+        arch="mrda_s",
+        arch_kwargs={
+            "scale": 4,
+            "n_feats": 32,
+            "n_blocks": 6,
+            "idr_dim": 128,
+            "den_channels": 16,
+            "kernel_size": 3,
+            "modulation": "rdam",
+            "kernel": "dynamic",
+            "rdam_channels": 1,
+            "rdam_input": "F",
+            "rdam_kernel_size": 1,
+            "da_reduction": 8,
+        },
+        scale=4,
+        weights="mrda-x4-iso-lite.safetensors",
+        sha256="e01ec05ec803e6cd5810ae51c55a56b11d3d4e831f4911ef1ae6a7d2966b008f",
+        description="MRDA student x4, small CPU-trainable widths (RDAN 32 x 6 blocks, IDR 128); blind to 21x21 "
+        "isotropic Gaussian blur (sigma 0.2-4), noise-free",
+        train_config="configs/mrda/lite_iso_x4_student.yaml",
+        degradation="mrda-iso-x4",
+        paper="MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S (widths reduced; Table II protocol: gaussian8)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite chain, 2026-11-22, 2 CPU cores, bf16, batch 16 of 32x32 LR patches: MLN bicubic pretraining "
+        "1,000 steps, MAML 500 (5 tasks x 5 first-order inner steps), teacher 1,200, student 1,200 (200 KD-only); "
+        "about 65 min in all; the paper trains each stage 500,000 steps x 64 on DF2K",
+    ),
+    ModelCard(
+        name="mrda-x4.aniso-noise-lite",
+        arch="mrda_s",
+        arch_kwargs={
+            "scale": 4,
+            "n_feats": 32,
+            "n_blocks": 6,
+            "idr_dim": 128,
+            "den_channels": 16,
+            "kernel_size": 3,
+            "modulation": "rdam",
+            "kernel": "dynamic",
+            "rdam_channels": 1,
+            "rdam_input": "F",
+            "rdam_kernel_size": 1,
+            "da_reduction": 8,
+        },
+        scale=4,
+        weights="mrda-x4-aniso-noise-lite.safetensors",
+        sha256="c4b06e4d7483899af4e248c2bf2aad9e9ae5aa5a92a313df6c330c4d4282ac72",
+        description="MRDA student x4, small CPU-trainable widths; blind to 21x21 anisotropic Gaussian blur "
+        "(lambda 0.2-4, any angle) and Gaussian noise (sigma 0-25)",
+        train_config="configs/mrda/lite_aniso_x4_student.yaml",
+        degradation="mrda-aniso-noise",
+        paper="MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S (widths reduced; Table III protocol: mrda-aniso)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite chain, 2026-11-22, 2 CPU cores, bf16, batch 16 of 32x32 LR patches: the iso chain's "
+        "bicubic MLN pretraining, then MAML 500 steps, teacher 1,200, student 1,200 (200 KD-only) on aniso + noise; "
+        "about 55 min after the shared pretraining; the paper trains each stage 500,000 steps x 64 on DF2K",
+    ),
 )
 
 # Extra spellings that do not follow the name grammar but that users (and the issue tracker) type. Each maps to a
 # card name; `blindsr models` shows the alias beside its card.
-MODEL_ALIASES: dict[str, str] = {}
+MODEL_ALIASES: dict[str, str] = {"mrda-x4-aniso": "mrda-x4.aniso-noise-lite"}
 
 NO_MODELS_MESSAGE = (
     "no trained models ship with blindsr yet; a weights file written by `blindsr export` loads by its path "
