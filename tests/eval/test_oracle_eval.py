@@ -76,7 +76,7 @@ def test_the_report_labels_an_oracle_and_compares_it_with_the_papers_oracle_teac
 
 
 def test_a_blind_model_is_compared_with_the_method_the_preset_reproduces(tmp_path: Path) -> None:
-    """Gaussian8 prints the paper's bicubic row first, but a learned model's Δ is against MRDA_S (bicubic's: Bicubic)."""
+    """Gaussian8 prints the paper's bicubic row first; a learned model's Δ is against MRDA_S (bicubic's: Bicubic)."""
     root = _fake_sets(tmp_path, ("Set5",))
     preset = get_eval_preset("gaussian8-x4")
     cells = evaluate(bicubic_model, preset, data_root=root, model_name="some-model", progress=False, max_images=1)
