@@ -1,8 +1,8 @@
 """The ``make demo`` walk-through: upscale the bundled samples and run a synthetic round trip with metrics.
 
-The model is MATLAB-exact bicubic upscaling (:func:`blindsr.ops.resize.bicubic_upscale`): the only trained model
-so far, ``dmsr-x4.lite``, is small and loses to bicubic on clean photos such as these samples (it wins on blurred and
-noisy inputs; ``docs/results.md``). The demo says so in its console output and report.
+The model is MATLAB-exact bicubic upscaling (:func:`blindsr.ops.resize.bicubic_upscale`): the zoo's trained models
+are small CPU-trained networks for blurred and noisy inputs, and ``dmsr-x4`` loses to bicubic on clean photos such as
+these samples (``docs/results.md``). The demo says so in its console output and report.
 
 :func:`run_demo` does two things with the four public-domain / CC0 images in ``blindsr/assets/samples`` (see
 ``LICENSES.md`` there):
@@ -45,9 +45,10 @@ __all__ = ["MODEL_NOTE", "ROUNDTRIP_LABELS", "run_demo", "sample_paths"]
 
 MODEL_NAME = "bicubic (MATLAB-exact)"
 MODEL_NOTE = (
-    "Using MATLAB-exact bicubic, the best available model for clean photos such as these samples: the zoo's only "
-    "trained model, dmsr-x4.lite (a small CPU-trained DMSR), beats bicubic on blurred and noisy inputs but loses "
-    "0.5-1 dB on clean ones (docs/results.md). Paper-scale DMSR and MRDA weights come later."
+    "Using MATLAB-exact bicubic, the safe choice for clean photos such as these samples: the zoo's trained models "
+    "(dmsr-x4, mrda-x4, mrda-x4-aniso: small CPU-trained DMSR and MRDA) are trained for blurred and noisy inputs, "
+    "where they beat bicubic, and dmsr-x4 loses 0.2-0.5 dB to it on clean ones (docs/results.md). Try them with "
+    "`blindsr upscale -m mrda-x4 PHOTO`. Paper-scale weights come later."
 )
 PRESET_NAME = "dmsr-grid"
 ROUNDTRIP_LABELS: tuple[str, ...] = ("k0.2-n0", "k1.3-n15", "k2.6-n50")
