@@ -244,6 +244,7 @@ def test_shipped_cards_are_valid() -> None:
     assert len(names) == len(set(names))
     for card in cards.MODEL_CARDS:
         assert card.arch in nets.ARCHS and card.trained and card.license
+        assert not card.noise_free_variant or card.noise_free_variant in names
 
 
 def test_load_by_name_checks_the_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

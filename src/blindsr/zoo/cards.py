@@ -1,6 +1,7 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-Today one small model ships (``dmsr-x4.lite``, CPU-trained; see its ``trained`` field). A release appends a card
+Today four small CPU-trained models ship (``dmsr-x4.lite`` and its noise-free variant ``dmsr-x4.nf-lite``,
+``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their ``trained`` fields). A release appends a card
 per weights file; its ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes
 into ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
 (``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
@@ -41,7 +42,35 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
         trained="CPU lite recipe: lite_x4 (3,600 steps x batch 16, LR 32x32, bf16, 62 min on 2 CPU cores) then "
         "lite_x4_ft (1,000 steps, 20 % noise-free samples, kernel loss summed; 53 min on 2 shared cores); EMA weights; "
-        "the paper trains 500,000 steps x 32 on DF2K. Still below bicubic on clean, sharp inputs (docs/results.md)",
+        "the paper trains 500,000 steps x 32 on DF2K. Still below bicubic on clean, sharp inputs, where its "
+        "noise-free variant dmsr-x4.nf-lite is not (docs/results.md)",
+        noise_free_variant="dmsr-x4.nf-lite",
+    ),
+    ModelCard(
+        name="dmsr-x4.nf-lite",
+        arch="dmsr",
+        arch_kwargs={
+            "scale": 4,
+            "n_feats": 32,
+            "n_groups": 2,
+            "n_blocks": 4,
+            "extractor_channels": 32,
+            "mnm_kernel_size": 1,
+            "n_mbm": 1,
+            "noise_input": "map",
+        },
+        scale=4,
+        weights="dmsr-x4-nf-lite.safetensors",
+        sha256="a623258d865c33d7be5aec3693d20a795743c79b2f83fe385506e21519c7a812",
+        description="DMSR-nf x4 (noise-free fine-tune of dmsr-x4.lite), small CPU-trainable body; blind to 15x15 "
+        "isotropic blur (sigma 0.2-3) without noise. Scores the noise-free cells of dmsr-grid",
+        train_config="configs/dmsr/lite_x4_nf.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943, DMSR-nf (Sec. 4.2; architecture reduced as dmsr-x4.lite)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="dmsr-x4.lite fine-tuned with the noise fixed at 0 (all three losses), 2,500 steps x batch 16, LR "
+        "32x32, bf16, on 2 CPU cores (1,000 steps, then extended to 2,500 with --resume); EMA weights; the paper "
+        "fine-tunes 100,000 steps",
     ),
     ModelCard(
         name="mrda-x4.iso-lite",
