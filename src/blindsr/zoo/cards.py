@@ -17,20 +17,37 @@ from blindsr.zoo.card import ModelCard
 
 __all__ = ["MODEL_ALIASES", "MODEL_CARDS", "NO_MODELS_MESSAGE", "card_names", "get_card"]
 
+# the small CPU-trainable widths the lite releases share (docs/training.md: the lite recipes)
+_DMSR_LITE_X4 = {
+    "scale": 4,
+    "n_feats": 32,
+    "n_groups": 2,
+    "n_blocks": 4,
+    "extractor_channels": 32,
+    "mnm_kernel_size": 1,
+    "n_mbm": 1,
+    "noise_input": "map",
+}
+_MRDA_LITE_X4 = {
+    "scale": 4,
+    "n_feats": 32,
+    "n_blocks": 6,
+    "idr_dim": 128,
+    "den_channels": 16,
+    "kernel_size": 3,
+    "modulation": "rdam",
+    "kernel": "dynamic",
+    "rdam_channels": 1,
+    "rdam_input": "F",
+    "rdam_kernel_size": 1,
+    "da_reduction": 8,
+}
+
 MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="dmsr-x4.lite",
         arch="dmsr",
-        arch_kwargs={
-            "scale": 4,
-            "n_feats": 32,
-            "n_groups": 2,
-            "n_blocks": 4,
-            "extractor_channels": 32,
-            "mnm_kernel_size": 1,
-            "n_mbm": 1,
-            "noise_input": "map",
-        },
+        arch_kwargs=_DMSR_LITE_X4,
         scale=4,
         weights="dmsr-x4-lite.safetensors",
         sha256="b513ccbbc344707755ebfa966a8c78a9b78d119425043b8c5873e46ef681310d",
@@ -49,16 +66,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="dmsr-x4.nf-lite",
         arch="dmsr",
-        arch_kwargs={
-            "scale": 4,
-            "n_feats": 32,
-            "n_groups": 2,
-            "n_blocks": 4,
-            "extractor_channels": 32,
-            "mnm_kernel_size": 1,
-            "n_mbm": 1,
-            "noise_input": "map",
-        },
+        arch_kwargs=_DMSR_LITE_X4,
         scale=4,
         weights="dmsr-x4-nf-lite.safetensors",
         sha256="a623258d865c33d7be5aec3693d20a795743c79b2f83fe385506e21519c7a812",
@@ -75,20 +83,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="mrda-x4.iso-lite",
         arch="mrda_s",
-        arch_kwargs={
-            "scale": 4,
-            "n_feats": 32,
-            "n_blocks": 6,
-            "idr_dim": 128,
-            "den_channels": 16,
-            "kernel_size": 3,
-            "modulation": "rdam",
-            "kernel": "dynamic",
-            "rdam_channels": 1,
-            "rdam_input": "F",
-            "rdam_kernel_size": 1,
-            "da_reduction": 8,
-        },
+        arch_kwargs=_MRDA_LITE_X4,
         scale=4,
         weights="mrda-x4-iso-lite.safetensors",
         sha256="e01ec05ec803e6cd5810ae51c55a56b11d3d4e831f4911ef1ae6a7d2966b008f",
@@ -105,20 +100,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="mrda-x4.aniso-noise-lite",
         arch="mrda_s",
-        arch_kwargs={
-            "scale": 4,
-            "n_feats": 32,
-            "n_blocks": 6,
-            "idr_dim": 128,
-            "den_channels": 16,
-            "kernel_size": 3,
-            "modulation": "rdam",
-            "kernel": "dynamic",
-            "rdam_channels": 1,
-            "rdam_input": "F",
-            "rdam_kernel_size": 1,
-            "da_reduction": 8,
-        },
+        arch_kwargs=_MRDA_LITE_X4,
         scale=4,
         weights="mrda-x4-aniso-noise-lite.safetensors",
         sha256="c4b06e4d7483899af4e248c2bf2aad9e9ae5aa5a92a313df6c330c4d4282ac72",
