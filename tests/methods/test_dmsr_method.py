@@ -121,6 +121,30 @@ def test_noise_free_fine_tuning_has_no_noise() -> None:
     assert float(out.logs["dr_noise"]) == pytest.approx(float(noise_est.pow(2).mean()), rel=1e-5)
 
 
+def test_extractor_only_stage_trains_the_extractor_alone() -> None:
+    method = _method(extractor_only=True, kernel_reduction="sum")
+    hr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    out = _step(method, hr, seed=4)
+    assert set(out.logs) == {"dr_noise", "dr_kernel"}
+    assert float(out.loss) == pytest.approx(10 * (float(out.logs["dr_noise"]) + float(out.logs["dr_kernel"])), rel=1e-5)
+    out.loss.backward()
+    net = method.networks["dmsr"]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.extractor.parameters())
+    others = [p for n, p in net.named_parameters() if not n.startswith("extractor.")]
+    assert others and all(p.grad is None for p in others)
+
+
+def test_extractor_only_l_dr_equals_the_joint_steps_l_dr() -> None:
+    hr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    alone = _method(extractor_only=True)
+    torch.manual_seed(0)
+    joint = _method()
+    a, j = _step(alone, hr, seed=4).logs, _step(joint, hr, seed=4).logs
+    assert float(a["dr_kernel"]) == pytest.approx(float(j["dr_kernel"]), rel=1e-5)
+    assert float(a["dr_noise"]) == pytest.approx(float(j["dr_noise"]), rel=1e-5)
+
+
 def test_kernel_reduction_sums_the_kernel_terms_only() -> None:
     hr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
     logs = {}
