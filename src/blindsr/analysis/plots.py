@@ -23,6 +23,7 @@ __all__ = [
     "RDAMPanel",
     "plot_adaptation",
     "plot_idr_embedding",
+    "plot_kernel_estimates",
     "plot_rdam",
     "plot_rdam_blocks",
     "require_matplotlib",
@@ -218,4 +219,86 @@ def plot_adaptation(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     ax.set_title(_wrap(title, 6.0, 10), fontsize=10)
+    _save(fig, path)
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def plot_kernel_estimates(
+    true_width: NDArray[np.float64],
+    est_width: NDArray[np.float64],
+    true_noise: NDArray[np.float64],
+    est_noise: NDArray[np.float64],
+    *,
+    path: str | Path,
+    title: str,
+    subtitle: str = "",
+) -> None:
+    """DMSR's extractor against the truth: estimated vs true kernel width, and estimated vs true noise level.
+
+    One point per LR image (faint) and one per (kernel width, noise level) setting, the mean over the images (bold,
+    black edge); one colour and marker per true noise level in both panels. The dashed diagonal is a perfect
+    estimate.
+
+    Args:
+        true_width: (N,) the true kernel's width per LR image (pixels).
+        est_width: (N,) the estimated kernel's width.
+        true_noise: (N,) the true noise level (0-255).
+        est_noise: (N,) the estimated noise level (0-255).
+        path: the PNG to write.
+        title: the figure title.
+        subtitle: a smaller second line (e.g. the correlation).
+    """
+    tw, ew, tn, en = (
+        np.asarray(a, dtype=np.float64).reshape(-1) for a in (true_width, est_width, true_noise, est_noise)
+    )
+    if not (tw.size == ew.size == tn.size == en.size) or tw.size == 0:
+        raise ValueError(
+            f"need four arrays of the same non-zero length, got {tw.size}, {ew.size}, {tn.size}, {en.size}"
+        )
+    levels = np.unique(tn)
+    fig = _figure(11.0, 5.0)
+    kernel_ax, noise_ax = fig.subplots(1, 2)
+    for k, (level, colour) in enumerate(zip(levels, _colours(len(levels)), strict=True)):
+        sel = tn == level
+        marker = _MARKERS[k % len(_MARKERS)]
+        label = f"σn {level:g}"
+        widths = np.unique(tw[sel])
+        mean_w = np.array([ew[sel & (tw == w)].mean() for w in widths])
+        mean_n = np.array([en[sel & (tw == w)].mean() for w in widths])
+        kernel_ax.scatter(tw[sel], ew[sel], s=14, marker=marker, color=colour, alpha=0.25, edgecolors="none")
+        kernel_ax.plot(widths, mean_w, color=colour, linewidth=1.2, alpha=0.8)
+        kernel_ax.scatter(
+            widths, mean_w, s=60, marker=marker, color=colour, edgecolors="black", linewidths=0.8, label=label, zorder=3
+        )
+        noise_ax.scatter(tn[sel], en[sel], s=14, marker=marker, color=colour, alpha=0.25, edgecolors="none")
+        noise_ax.scatter(
+            np.full(widths.shape, level),
+            mean_n,
+            s=60,
+            marker=marker,
+            color=colour,
+            edgecolors="black",
+            linewidths=0.8,
+            label=label,
+            zorder=3,
+        )
+    for ax, x, y in ((kernel_ax, tw, ew), (noise_ax, tn, en)):
+        finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
+        top = float(finite.max()) if finite.size else 1.0
+        top = top * 1.08 if top > 0 else 1.0
+        ax.plot([0.0, top], [0.0, top], linestyle="--", color="0.4", linewidth=1.0, label="estimate = truth")
+        ax.set_xlim(-0.03 * top, top)
+        ax.set_ylim(-0.03 * top, top)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    kernel_ax.set_xlabel("true kernel width (px)")
+    kernel_ax.set_ylabel("estimated kernel width (px)")
+    kernel_ax.set_title("blur kernel (faint: per image; bold: mean)", fontsize=9)
+    noise_ax.set_xlabel("true noise level σn (0-255)")
+    noise_ax.set_ylabel("estimated noise level: std(N_est) x 255")
+    noise_ax.set_title("noise level (faint: per image; bold: mean per kernel width)", fontsize=9)
+    fig.suptitle(_wrap(f"{title}\n{subtitle}" if subtitle else title, 10.5, 10), fontsize=10)
     _save(fig, path)

@@ -1,4 +1,5 @@
-"""``blindsr analyze``: MRDA analysis plots as PNG (IDR t-SNE, RDAM maps, MLN adaptation), with their raw data."""
+"""``blindsr analyze``: analysis plots as PNG (MRDA: IDR t-SNE, RDAM maps, MLN adaptation; DMSR: kernel estimates),
+with their raw data."""
 
 from __future__ import annotations
 
@@ -16,20 +17,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from blindsr.analysis.adaptation import LoadedMLN
     from blindsr.data.benchmark import BenchmarkImage, BenchmarkSet
 
-_DESCRIPTION = """Analysis plots for MRDA models, as in the ablation figures of the MRDA paper (Sec. IV-C). Each command
-writes a PNG and its raw data next to it (same name, other suffix), and prints a short summary.
+_DESCRIPTION = """Analysis plots for MRDA models, as in the ablation figures of the MRDA paper (Sec. IV-C), and for
+DMSR's degradation extractor. Each command writes a PNG and its raw data next to it (same name, other suffix), and
+prints a short summary.
 
   idr         t-SNE of the implicit degradation representation (DEN_S output) of LR images synthesised from a
               benchmark set with several degradations; one colour per degradation (Fig. 7, 8)
   rdam        the RDAM modulation maps M = sigmoid(conv(F)) of an MRDA student over images (Fig. 10)
   adaptation  PSNR of an MLN after 0..n inner adaptation steps on Gaussian8 pairs, one curve per MLN (Fig. 9a)
+  kernels     DMSR: the kernel width and noise level its degradation extractor estimates, against the true ones
 
   blindsr analyze idr -m student.safetensors --data-root DATA --dataset B100 -o idr.png
   blindsr analyze rdam -m student.safetensors -i HR/img_001.png --degradation iso:2.6 -o rdam.png
   blindsr analyze adaptation --mln runs/mrda/pretrain --mln runs/mrda/meta --data-root DATA --dataset Set5 -o mln.png
+  blindsr analyze kernels -m dmsr-x4 --data-root DATA --dataset Set5 -o kernels.png
 
 The plots need matplotlib: pip install 'blindsr[analysis]'. Exit status: 0 on success, 2 for errors you can fix
-(a missing folder, a model without IDR or RDAM, an image too small), printed as one line."""
+(a missing folder, a model without IDR, RDAM or kernel estimate, an image too small), printed as one line."""
 
 _IDR_DESCRIPTION = """t-SNE of the implicit degradation representation (IDR) of an MRDA student (paper Fig. 7, 8).
 
@@ -82,6 +86,27 @@ Writes OUT.png, OUT.json (curves, per setting and per pair) and OUT.csv (step, o
   blindsr analyze adaptation --mln mln.safetensors --data-root DATA --dataset Set5 --steps 5 \\
       --inner-lr 1e-2 5e-3 5e-3 5e-3 5e-3 -o mln.png"""
 
+_KERNELS_DESCRIPTION = """Does a DMSR model's degradation extractor follow the blur? Its estimates against the truth.
+
+Every HR image of the dataset (modcropped; optionally its centre --crop) is degraded with each (kernel width σk,
+noise level σn) of the grid by DMSR's evaluation protocol (preset dmsr-grid: isotropic 15x15 Gaussian, replicate blur
+padding, MATLAB bicubic, float LR, seeded noise), and the model's extractor estimates a kernel K_est and a noise map
+N_est from each LR image. Recorded per (image, σk, σn): the width of the true and of the estimated kernel (their
+standard deviation about the centre pixel, per axis, in pixels: ≈ σ for a Gaussian of width σ), ||K_est - K_true||,
+the true σn and the estimated noise level std(N_est) x 255. An extractor that follows the blur puts the estimated
+widths on the diagonal; one that has collapsed to an average kernel gives one width whatever the blur.
+
+Writes OUT.png (estimated vs true kernel width, and estimated vs true noise level: faint points per image, bold
+means per setting, one colour per noise level), OUT.csv (one row per image and setting) and OUT.json (the means per
+setting, the correlation of true and estimated widths, the mean width error, the model, dataset and grid).
+
+  blindsr analyze kernels -m dmsr-x4 --data-root DATA --dataset Set5 -o kernels.png
+  blindsr analyze kernels -m dmsr.safetensors --data-root DATA --dataset B100 --max-images 20 \\
+      --widths 0.5 1.5 2.5 --noise-levels 0 25 -o kernels-b100.png"""
+
+_KERNEL_WIDTHS = (0.2, 0.8, 1.3, 2.0, 2.6, 3.0)
+_KERNEL_NOISE_LEVELS = (0.0, 15.0, 50.0)
+
 
 def _non_negative(value: str) -> int:
     try:
@@ -120,14 +145,14 @@ def _data(p: argparse.ArgumentParser, default_dataset: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``analyze`` sub-command (with ``idr``, ``rdam``, ``adaptation``) to the main CLI.
+    """Add the ``analyze`` sub-command (with ``idr``, ``rdam``, ``adaptation``, ``kernels``) to the main CLI.
 
     Args:
         sub: the object returned by ``ArgumentParser.add_subparsers()``.
     """
     p = sub.add_parser(
         "analyze",
-        help="MRDA analysis plots as PNG: IDR t-SNE, RDAM maps, MLN adaptation curves",
+        help="analysis plots as PNG: MRDA IDR t-SNE, RDAM maps, MLN adaptation curves; DMSR kernel estimates",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -210,6 +235,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(ada)
     ada.set_defaults(func=run_adaptation)
+
+    ker = which.add_parser(
+        "kernels",
+        help="DMSR: estimated vs true blur kernel width and noise level of its degradation extractor",
+        description=_KERNELS_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ker.add_argument("-m", "--model", required=True, help="a DMSR model: zoo name or .safetensors file")
+    _data(ker, "Set5")
+    ker.add_argument("--scale", type=int, help="the scale (default: the model's; any other is an error)")
+    ker.add_argument(
+        "--widths",
+        nargs="+",
+        type=float,
+        default=list(_KERNEL_WIDTHS),
+        metavar="SIGMA",
+        help=f"kernel widths σk (default {' '.join(f'{w:g}' for w in _KERNEL_WIDTHS)})",
+    )
+    ker.add_argument(
+        "--noise-levels",
+        nargs="+",
+        type=float,
+        default=list(_KERNEL_NOISE_LEVELS),
+        metavar="N",
+        help=f"noise levels σn 0-255 (default {' '.join(f'{n:g}' for n in _KERNEL_NOISE_LEVELS)})",
+    )
+    _common(ker)
+    ker.set_defaults(func=run_kernels)
 
 
 def _missing(p: argparse.ArgumentParser) -> int:
@@ -563,5 +616,115 @@ def run_adaptation(args: argparse.Namespace) -> int:
         writer.writerow(["step", *(c.label for c in curves)])
         for k in steps:
             writer.writerow([k, *(f"{c.mean[k]:.4f}" for c in curves)])
+    print(f"wrote {out}, {json_path} and {csv_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# kernels
+
+
+def run_kernels(args: argparse.Namespace) -> int:
+    """Execute ``analyze kernels`` (see :data:`_KERNELS_DESCRIPTION`).
+
+    Returns:
+        0 on success (errors a user can fix raise ``CLIError`` or ``ValueError``: exit 2).
+    """
+    import math
+
+    from blindsr.analysis.kernels import KERNEL_PROTOCOL, analyze_kernels, dmsr_network
+    from blindsr.analysis.plots import plot_kernel_estimates
+    from blindsr.cli.main import CLIError
+    from blindsr.zoo import load_model
+
+    out = _png(args.output)
+    _need_matplotlib()
+    device = _device(args.device)
+
+    loaded = load_model(args.model, device=device)
+    name = _model_name(loaded, args.model)
+    net = dmsr_network(loaded.model, arch=loaded.arch, name=name)
+    scale = loaded.scale
+    if args.scale is not None and args.scale != scale:
+        raise CLIError(f"{name} upscales x{scale}: --scale {args.scale} does not match (leave it out)")
+    bench = _bench(args.data_root, args.dataset, scale)
+    n_images = _count(bench, args.max_images)
+    print(f"model: {name} ({loaded.arch}, x{scale}); LR synthesised by the {KERNEL_PROTOCOL} protocol")
+    analysis = analyze_kernels(
+        net,
+        bench,
+        scale=scale,
+        widths=args.widths,
+        noise_levels=args.noise_levels,
+        max_images=args.max_images,
+        crop=args.crop,
+        device=device,
+        progress=not args.quiet,
+    )
+    widths = list(dict.fromkeys(s.sigma_k for s in analysis.settings))
+    levels = list(dict.fromkeys(s.sigma_n for s in analysis.settings))
+    cell = {(s.sigma_k, s.sigma_n): s for s in analysis.settings}
+    print(
+        f"mean estimated kernel width (px) on {bench.dataset_name} x{scale}, {n_images} images x "
+        f"{len(analysis.settings)} settings:"
+    )
+    print(f"{'σk':>5}  {'true':>6}  " + "  ".join(f"{'σn ' + format(n, 'g'):>8}" for n in levels))
+    for w in widths:
+        row = "  ".join(f"{cell[(w, n)].est_width_mean:>8.3f}" for n in levels)
+        print(f"{w:>5g}  {cell[(w, levels[0])].true_width:>6.3f}  {row}")
+    noise_means = ", ".join(
+        f"σn {n:g}: {sum(cell[(w, n)].est_noise_mean for w in widths) / len(widths):.2f}" for n in levels
+    )
+    print(f"mean estimated noise level (std(N_est) x 255): {noise_means}")
+    r = analysis.correlation
+    r_text = f"{r:.3f}" if math.isfinite(r) else "undefined (a constant width)"
+    score = (
+        f"correlation of true and estimated widths r = {r_text}; "
+        f"mean |width error| {analysis.mean_abs_width_error:.3f} px"
+    )
+    print(score)
+
+    plot_kernel_estimates(
+        analysis.column("true_width"),
+        analysis.column("est_width"),
+        analysis.column("sigma_n"),
+        analysis.column("est_noise"),
+        path=out,
+        title=f"Degradation extractor of {name} (x{scale}) on {bench.dataset_name}, {n_images} images",
+        subtitle=score,
+    )
+    record = {
+        "model": name,
+        "arch": loaded.arch,
+        "dataset": bench.dataset_name,
+        "scale": scale,
+        "protocol": KERNEL_PROTOCOL,
+        "widths": widths,
+        "noise_levels": levels,
+        "n_images": n_images,
+        "crop": args.crop,
+        **analysis.summary(),
+    }
+    json_path = out.with_suffix(".json")
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    csv_path = out.with_suffix(".csv")
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["image", "sigma_k", "sigma_n", "true_width", "est_width", "width_error", "kernel_l2", "est_noise"]
+        )
+        for rec in analysis.records:
+            writer.writerow(
+                [
+                    rec.image,
+                    f"{rec.sigma_k:g}",
+                    f"{rec.sigma_n:g}",
+                    f"{rec.true_width:.6f}",
+                    f"{rec.est_width:.6f}",
+                    f"{rec.width_error:.6f}",
+                    f"{rec.kernel_l2:.6f}",
+                    f"{rec.est_noise:.4f}",
+                ]
+            )
     print(f"wrote {out}, {json_path} and {csv_path}")
     return 0
