@@ -191,3 +191,23 @@ def test_mrda_model_saves_its_idr(tmp_path: Path) -> None:
     idr = np.load(tmp_path / "out" / "a_out_idr.npy")
     assert idr.shape == (16,) and idr.dtype == np.float32 and np.isfinite(idr).all()
     assert not (tmp_path / "out" / "a_out_kernel.png").exists()  # MRDA has no explicit kernel
+
+
+def test_default_model_follows_outscale(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from blindsr.cli.upscale import default_model
+    from blindsr.zoo import cards
+
+    x4 = cards.get_card("dmsr-x4")
+    fake = tuple(
+        dataclasses.replace(
+            x4, name=f"dmsr-x{s}.lite", scale=s, arch_kwargs={**x4.arch_kwargs, "scale": s}, noise_free_variant=""
+        )
+        for s in (2, 4)
+    )
+    monkeypatch.setattr(cards, "MODEL_CARDS", (*fake, cards.get_card("mrda-x4")))
+    assert default_model(None) == "dmsr-x4"
+    assert [default_model(s) for s in (1.5, 2, 2.5, 3, 4, 6)] == ["dmsr-x2", "dmsr-x2"] + ["dmsr-x4"] * 4
+    monkeypatch.setattr(cards, "MODEL_CARDS", (cards.get_card("mrda-x4"),))
+    assert default_model(2) == "dmsr-x4"

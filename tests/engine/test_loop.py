@@ -258,3 +258,15 @@ def test_degradation_noise_free_prob_reaches_the_method(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, degradation={"preset": "dmsr", "noise_free_prob": 0.3})
     spec = build_method(cfg).degradation  # type: ignore[attr-defined]
     assert spec.noise_free_prob == 0.3 and spec.noise == (0.0, 75.0)
+
+
+def test_degradation_sigma_overrides_the_presets_kernel_widths(tmp_path: Path) -> None:
+    default = build_method(_cfg(tmp_path, degradation={"preset": "dmsr"}))
+    assert default.degradation.sigma == (0.2, 3.0)  # type: ignore[attr-defined]
+    cfg = _cfg(tmp_path, degradation={"preset": "dmsr", "sigma": [0.2, 1.5]})
+    spec = build_method(cfg).degradation  # type: ignore[attr-defined]
+    assert spec.sigma == (0.2, 1.5) and spec.noise == (0.0, 75.0)
+    with pytest.raises(ValueError, match="sigma"):
+        build_method(_cfg(tmp_path, degradation={"preset": "dmsr", "sigma": [1.5, 0.2]}))
+    with pytest.raises(ValueError, match="isotropic"):
+        build_method(_cfg(tmp_path, degradation={"preset": "bicubic", "sigma": [0.2, 1.5]}))

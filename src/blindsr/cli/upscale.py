@@ -85,9 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model-path",
         "--model_path",
         dest="model",
-        default="dmsr-x4",
+        default=None,
         metavar="MODEL",
-        help="model name (see `blindsr models`) or release .safetensors file (default: dmsr-x4)",
+        help="model name (see `blindsr models`) or release .safetensors file (default: the shipped DMSR model of "
+        "the smallest scale >= --outscale, else the largest; dmsr-x4 without --outscale)",
     )
     p.add_argument(
         "-s",
@@ -204,6 +205,22 @@ def _describe_tile(upscaler: Upscaler) -> str:
     return f"{tile} px, pad {upscaler.tile_pad}"
 
 
+def default_model(outscale: float | None) -> str:
+    """The zoo model `upscale` uses without ``-m``: the DMSR model (``dmsr-x2``, ``dmsr-x3``, ``dmsr-x4``) of the
+    smallest shipped scale >= `outscale`, so the network works at the scale asked for and bicubic only shrinks its
+    output (or the largest, which bicubic then enlarges); ``dmsr-x4`` when `outscale` is None.
+    """
+    from blindsr.zoo.cards import MODEL_CARDS
+
+    if outscale is None:
+        return "dmsr-x4"
+    scales = sorted({c.scale for c in MODEL_CARDS if c.name.startswith(f"dmsr-x{c.scale}.") and c.arch == "dmsr"})
+    if not scales:
+        return "dmsr-x4"
+    chosen = next((s for s in scales if s >= outscale - 1e-9), scales[-1])
+    return f"dmsr-x{chosen}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``upscale``.
 
@@ -231,11 +248,12 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
     jobs = _collect(inputs, out, recursive=args.recursive)
+    model = args.model if args.model is not None else default_model(args.outscale)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         upscaler = Upscaler(
-            args.model,
+            model,
             tile=args.tile,
             tile_pad=args.tile_pad,
             device=args.device,

@@ -59,11 +59,14 @@ class DataConfig:
 @dataclass(frozen=True, slots=True)
 class DegradationConfig:
     """The training degradation: a named preset, optionally switched between per-image and per-batch sampling,
-    and optionally with a share of noise-free samples (``noise_free_prob``, see `DegradationSpec`)."""
+    optionally with a share of noise-free samples (``noise_free_prob``, see `DegradationSpec`) and optionally with
+    another isotropic kernel-width range (``sigma``: ``[low, high]`` in pixels, for presets with iso kernels; e.g. a
+    noise-free fine-tune that concentrates on sharp inputs)."""
 
     preset: str = "bicubic"
     per: Literal["image", "batch"] | None = None
     noise_free_prob: float | None = None
+    sigma: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,13 @@ def _training_spec(cfg: ExperimentConfig) -> DegradationSpec:
     spec = get_training_preset(cfg.degradation.preset, per=cfg.degradation.per)
     if cfg.degradation.noise_free_prob is not None:
         spec = spec.with_(noise_free_prob=cfg.degradation.noise_free_prob)
+    if cfg.degradation.sigma is not None:
+        if spec.kernel != "iso":
+            raise ValueError(
+                f"degradation.sigma sets an isotropic width range; preset {cfg.degradation.preset!r} has "
+                f"{spec.kernel!r} kernels"
+            )
+        spec = spec.with_(sigma=tuple(float(v) for v in cfg.degradation.sigma))
     return spec
 
 
