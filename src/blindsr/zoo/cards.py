@@ -1,7 +1,8 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-Today four small CPU-trained models ship (``dmsr-x4.lite`` and its noise-free variant ``dmsr-x4.nf-lite``,
-``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their ``trained`` fields). A release appends a card
+Today six small CPU-trained models ship (``dmsr-x4.lite``, ``dmsr-x3.lite`` and their noise-free variants
+``dmsr-x4.nf-lite``, ``dmsr-x3.nf-lite``, ``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their ``trained``
+fields). A release appends a card
 per weights file; its ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes
 into ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
 (``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
@@ -28,6 +29,7 @@ _DMSR_LITE_X4 = {
     "n_mbm": 1,
     "noise_input": "map",
 }
+_DMSR_LITE_X3 = {**_DMSR_LITE_X4, "scale": 3}
 _MRDA_LITE_X4 = {
     "scale": 4,
     "n_feats": 32,
@@ -79,6 +81,43 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         trained="dmsr-x4.lite fine-tuned with the noise fixed at 0 (all three losses), 2,500 steps x batch 16, LR "
         "32x32, bf16, on 2 CPU cores (1,000 steps, then extended to 2,500 with --resume); EMA weights; the paper "
         "fine-tunes 100,000 steps",
+    ),
+    ModelCard(
+        name="dmsr-x3.lite",
+        arch="dmsr",
+        arch_kwargs=_DMSR_LITE_X3,
+        scale=3,
+        weights="dmsr-x3-lite.safetensors",
+        sha256="2c64025bb710ce6eafacd35608c5f90821300e933c2b5f1d3384f57699132c8b",
+        description="DMSR x3, small CPU-trainable body (0.50 M parameters); blind to 15x15 isotropic blur "
+        "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
+        train_config="configs/dmsr/lite_x3.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite recipe, 2026-11-22: lite_x4's weights (all but the upsampler), then lite_x3: 800 steps x "
+        "batch 16, LR 40x40, 20 % noise-free samples, bf16, 47 min on 2 shared CPU cores; EMA weights; the paper "
+        "trains 500,000 steps x 32 on DF2K. Below bicubic on clean, sharp inputs, where its noise-free variant "
+        "dmsr-x3.nf-lite is not (docs/results.md)",
+        noise_free_variant="dmsr-x3.nf-lite",
+    ),
+    ModelCard(
+        name="dmsr-x3.nf-lite",
+        arch="dmsr",
+        arch_kwargs=_DMSR_LITE_X3,
+        scale=3,
+        weights="dmsr-x3-nf-lite.safetensors",
+        sha256="a1ea5217faabf0752eee440bdff9ef76ad8d7cf5314749a674ac3c243d6d87e8",
+        description="DMSR-nf x3, small CPU-trainable body; for clean inputs: noise-free, fine-tuned on the sharper "
+        "half of the blur range (sigma 0.2-1.5). Scores the noise-free cells of dmsr-grid",
+        train_config="configs/dmsr/lite_x3_nfs.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943, DMSR-nf (Sec. 4.2; architecture reduced as dmsr-x3.lite; our sharper blur "
+        "range in the last stage)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="2026-11-22, 2 CPU cores, bf16, batch 16, noise fixed at 0: lite_x3's extractor trained alone 2,500 "
+        "steps (lite_x3_nf_extractor), joint 3,400 steps with sigma_k U[0.2, 3] (lite_x3_nf), then 1,500 steps "
+        "with sigma_k U[0.2, 1.5], Adam 2e-4 cosine (lite_x3_nfs); EMA weights; the paper fine-tunes 100,000 steps",
     ),
     ModelCard(
         name="mrda-x4.iso-lite",
