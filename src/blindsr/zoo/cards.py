@@ -88,17 +88,18 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_DMSR_LITE_X3,
         scale=3,
         weights="dmsr-x3-lite.safetensors",
-        sha256="2c64025bb710ce6eafacd35608c5f90821300e933c2b5f1d3384f57699132c8b",
+        sha256="dc65f34527241fd8d0e70207ada317180473c4fd40a3f0bfb52c0c1a56bc5314",
         description="DMSR x3, small CPU-trainable body (0.50 M parameters); blind to 15x15 isotropic blur "
         "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
-        train_config="configs/dmsr/lite_x3.yaml",
+        train_config="configs/dmsr/lite_x3_ft.yaml",
         degradation="dmsr",
         paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
-        trained="CPU lite recipe, 2026-11-22: lite_x4's weights (all but the upsampler), then lite_x3: 800 steps x "
-        "batch 16, LR 40x40, 20 % noise-free samples, bf16, 47 min on 2 shared CPU cores; EMA weights; the paper "
-        "trains 500,000 steps x 32 on DF2K. Below bicubic on clean, sharp inputs, where its noise-free variant "
-        "dmsr-x3.nf-lite is not (docs/results.md)",
+        trained="CPU lite recipe, 2026-11-22/23, 2 shared CPU cores, bf16, batch 16 of 40x40 LR patches, 20 % "
+        "noise-free samples: lite_x4's weights (all but the upsampler), lite_x3 (800 steps, 47 min), its extractor "
+        "trained alone noise-free (lite_x3_nf_extractor, 2,500 steps x 32), then lite_x3_ft (800 joint steps, Adam "
+        "1e-4 cosine, 24 min); EMA weights; the paper trains 500,000 steps x 32 on DF2K. Below bicubic on clean, "
+        "sharp inputs, where its noise-free variant dmsr-x3.nf-lite is not (docs/results.md)",
         noise_free_variant="dmsr-x3.nf-lite",
     ),
     ModelCard(
