@@ -21,7 +21,7 @@ estimated once per image, then the image is restored tile by tile with that esti
   blindsr upscale photo.jpg                          -> results/photo_out.jpg (model dmsr-x4)
   blindsr upscale LR/ -o SR/ -m dmsr-x4 --tile auto
   blindsr upscale LR/ -o SR/ -r --save-degradation   sub-folders kept; + _kernel.png, _noise.png, _noise.npy
-  blindsr upscale scan.tif -s 2 --ext png            network at x4, then MATLAB bicubic down to x2
+  blindsr upscale scan.tif -s 2 --ext png            the x2 network (dmsr-x2); -s 2.5: dmsr-x3, bicubic to x2.5
   blindsr upscale img.png -m runs/export/model.safetensors --device cuda --precision bf16
 
 Inputs: files and folders (folders: the image files directly inside, or with --recursive the whole tree, keeping

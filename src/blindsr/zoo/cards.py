@@ -1,8 +1,8 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-Today six small CPU-trained models ship (``dmsr-x4.lite``, ``dmsr-x3.lite`` and their noise-free variants
-``dmsr-x4.nf-lite``, ``dmsr-x3.nf-lite``, ``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their ``trained``
-fields). A release appends a card
+Today eight small CPU-trained models ship (``dmsr-x4.lite``, ``dmsr-x3.lite``, ``dmsr-x2.lite`` and their
+noise-free variants ``dmsr-x{4,3,2}.nf-lite``, ``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their
+``trained`` fields). A release appends a card
 per weights file; its ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes
 into ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
 (``dmsr-x4`` ≡ ``dmsr-x4.iso-noise`` when that card comes first), so list the default variant first.
@@ -30,6 +30,7 @@ _DMSR_LITE_X4 = {
     "noise_input": "map",
 }
 _DMSR_LITE_X3 = {**_DMSR_LITE_X4, "scale": 3}
+_DMSR_LITE_X2 = {**_DMSR_LITE_X4, "scale": 2}
 _MRDA_LITE_X4 = {
     "scale": 4,
     "n_feats": 32,
@@ -119,6 +120,44 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         trained="2026-11-22, 2 CPU cores, bf16, batch 16, noise fixed at 0: lite_x3's extractor trained alone 2,500 "
         "steps (lite_x3_nf_extractor), joint 3,400 steps with sigma_k U[0.2, 3] (lite_x3_nf), then 1,500 steps "
         "with sigma_k U[0.2, 1.5], Adam 2e-4 cosine (lite_x3_nfs); EMA weights; the paper fine-tunes 100,000 steps",
+    ),
+    ModelCard(
+        name="dmsr-x2.lite",
+        arch="dmsr",
+        arch_kwargs=_DMSR_LITE_X2,
+        scale=2,
+        weights="dmsr-x2-lite.safetensors",
+        sha256="bb7932c5b1d04dd4a558c1f7741641bf71c5aeead93195f69abf3e504fdd61dc",
+        description="DMSR x2, small CPU-trainable body (0.49 M parameters); blind to 15x15 isotropic blur "
+        "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
+        train_config="configs/dmsr/lite_x2_ft.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite recipe, 2026-11-22, 2 shared CPU cores, bf16, batch 16 of 48x48 LR patches, 20 % "
+        "noise-free samples: lite_x4's weights (all but the upsampler), lite_x2 (1,000 steps, 45 min), its extractor "
+        "trained alone noise-free (lite_x2_nf_extractor, 2,500 steps x 32), then lite_x2_ft (800 joint steps, Adam "
+        "1e-4 cosine, about 30 min); EMA weights; the paper trains 500,000 steps x 32 on DF2K. Below bicubic on "
+        "clean, sharp inputs, where its noise-free variant dmsr-x2.nf-lite is not (docs/results.md)",
+        noise_free_variant="dmsr-x2.nf-lite",
+    ),
+    ModelCard(
+        name="dmsr-x2.nf-lite",
+        arch="dmsr",
+        arch_kwargs=_DMSR_LITE_X2,
+        scale=2,
+        weights="dmsr-x2-nf-lite.safetensors",
+        sha256="34cb61d854269b777a5562437fe8359fddcccb46c3fce2631fd081c7984a273c",
+        description="DMSR-nf x2, small CPU-trainable body; for clean inputs: noise-free, fine-tuned on the sharper "
+        "half of the blur range (sigma 0.2-1.5). Scores the noise-free cells of dmsr-grid",
+        train_config="configs/dmsr/lite_x2_nfs.yaml",
+        degradation="dmsr",
+        paper="DMSR, arXiv 2207.00943, DMSR-nf (Sec. 4.2; architecture reduced as dmsr-x2.lite; our sharper blur "
+        "range in the last stage)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="2026-11-22/23, 2 CPU cores, bf16, batch 16, noise fixed at 0: lite_x2's extractor trained alone 2,500 "
+        "steps (lite_x2_nf_extractor), joint 2,000 steps with sigma_k U[0.2, 3] (lite_x2_nf), then 4,400 steps "
+        "with sigma_k U[0.2, 1.5], Adam 2e-4 cosine (lite_x2_nfs); EMA weights; the paper fine-tunes 100,000 steps",
     ),
     ModelCard(
         name="mrda-x4.iso-lite",
