@@ -128,7 +128,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         scale=2,
         weights="dmsr-x2-lite.safetensors",
         sha256="bb7932c5b1d04dd4a558c1f7741641bf71c5aeead93195f69abf3e504fdd61dc",
-        description="DMSR x2, small CPU-trainable body (0.49 M parameters); blind to 15x15 isotropic blur "
+        description="DMSR x2, small CPU-trainable body (0.45 M parameters); blind to 15x15 isotropic blur "
         "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
         train_config="configs/dmsr/lite_x2_ft.yaml",
         degradation="dmsr",
