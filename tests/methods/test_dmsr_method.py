@@ -126,7 +126,7 @@ def test_extractor_only_stage_trains_the_extractor_alone() -> None:
     hr = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
     out = _step(method, hr, seed=4)
     assert set(out.logs) == {"dr_noise", "dr_kernel"}
-    assert float(out.loss) == pytest.approx(10 * (float(out.logs["dr_noise"]) + float(out.logs["dr_kernel"])), rel=1e-5)
+    assert out.loss.item() == pytest.approx(10 * (float(out.logs["dr_noise"]) + float(out.logs["dr_kernel"])), rel=1e-5)
     out.loss.backward()
     net = method.networks["dmsr"]
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.extractor.parameters())
