@@ -361,7 +361,8 @@ class Upscaler:
     def _upscale_tensor(self, image: Tensor) -> Tensor:
         batch = self._as_batch(image)
         outs = [self._run(batch[i : i + 1]).sr for i in range(batch.shape[0])]
-        out = torch.cat(outs).to(device=image.device, dtype=image.dtype)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)  # no HR-sized copy for the usual single image
+        out = out.to(device=image.device, dtype=image.dtype)
         return out if image.ndim == 4 else out[0]
 
     def _upscale_loaded(self, image: LoadedImage) -> tuple[LoadedImage, _Raw]:
