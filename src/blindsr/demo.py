@@ -1,24 +1,29 @@
 """The ``make demo`` walk-through: upscale the bundled samples and run a synthetic round trip with metrics.
 
-The model is MATLAB-exact bicubic upscaling (:func:`blindsr.ops.resize.bicubic_upscale`): the zoo's trained models
-are small CPU-trained networks for blurred and noisy inputs, and ``dmsr-x4`` loses to bicubic on clean photos such as
-these samples (``docs/results.md``). The demo says so in its console output and report.
+The model is the zoo's DMSR model of the demo's scale (``dmsr-x2``, ``dmsr-x3`` or ``dmsr-x4``, small CPU-trained
+networks), always **side by side with MATLAB-exact bicubic** (:func:`blindsr.ops.resize.bicubic_upscale`), so the
+report shows what the network adds. The samples are clean photos, and the default DMSR models are trained for
+blurred and noisy inputs and lose to bicubic on clean, sharp ones (``docs/results.md``); so clean inputs go to the
+card's noise-free variant (``dmsr-x4.nf-lite``, ...), as ``blindsr eval`` scores DMSR's noise-free cells. When no
+trained model is installed (or ``model="bicubic"``), the demo runs bicubic alone and says so.
 
 :func:`run_demo` does two things with the four public-domain / CC0 images in ``blindsr/assets/samples`` (see
 ``LICENSES.md`` there):
 
-1. **Upscaling**: each sample is treated as a real low-resolution photo and upscaled ×`scale` to
-   ``<out_dir>/upscaled/<stem>_x<scale>.png`` (gray samples stay one-channel gray PNGs).
+1. **Upscaling**: each sample is treated as a real, clean low-resolution photo and upscaled ×`scale` by the model
+   for clean inputs to ``<out_dir>/upscaled/<stem>_x<scale>.png`` (gray samples stay one-channel gray PNGs), and by
+   bicubic to ``<stem>_x<scale>_bicubic.png`` for comparison.
 2. **Synthetic round trip**: each sample is treated as HR, modcropped, degraded with three settings of the
    ``dmsr-grid`` evaluation preset (``k0.2-n0``, ``k1.3-n15``, ``k2.6-n50``: Gaussian blur σ, then noise σ on the
-   0-255 scale, seeded per image so the numbers are reproducible), upscaled back with bicubic and scored with
-   PSNR/SSIM under the ``sr-y`` protocol (MATLAB Y, ``scale``-pixel border crop, 8-bit). For each (image, setting)
-   it writes the clipped LR preview ``<stem>_<label>_lr.png`` and a comparison
-   ``<stem>_<label>_compare.png`` (LR nearest-upsampled | bicubic SR | HR) to ``<out_dir>/roundtrip/``.
+   0-255 scale, seeded per image so the numbers are reproducible), upscaled back with bicubic and with the model
+   (its noise-free variant for the noise-free setting) and scored with PSNR/SSIM under the ``sr-y`` protocol
+   (MATLAB Y, ``scale``-pixel border crop, 8-bit). For each (image, setting) it writes the clipped LR preview
+   ``<stem>_<label>_lr.png`` and a comparison ``<stem>_<label>_compare.png`` (LR nearest-upsampled | bicubic SR |
+   model SR | HR) to ``<out_dir>/roundtrip/``.
 
 Everything is summarised in ``<out_dir>/report.md`` and on the console. Run it with::
 
-    python -m blindsr.demo --out-dir demo_out [--scale 4] [--device cpu]
+    python -m blindsr.demo --out-dir demo_out [--scale 4] [--model auto] [--device cpu]
 
 or from Python:
 
@@ -31,7 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -41,15 +46,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-__all__ = ["MODEL_NOTE", "ROUNDTRIP_LABELS", "run_demo", "sample_paths"]
+__all__ = ["BICUBIC", "ROUNDTRIP_LABELS", "DemoModels", "resolve_demo_models", "run_demo", "sample_paths"]
 
-MODEL_NAME = "bicubic (MATLAB-exact)"
-MODEL_NOTE = (
-    "Using MATLAB-exact bicubic, the safe choice for clean photos such as these samples: the zoo's trained models "
-    "(dmsr-x4, mrda-x4, mrda-x4-aniso: small CPU-trained DMSR and MRDA) are trained for blurred and noisy inputs, "
-    "where they beat bicubic, and dmsr-x4 loses 0.2-0.5 dB to it on clean ones (docs/results.md). Try them with "
-    "`blindsr upscale -m mrda-x4 PHOTO`. Paper-scale weights come later."
-)
+BICUBIC = "bicubic"
+"""The name of the baseline every row is compared with (MATLAB-exact bicubic, no weights)."""
 PRESET_NAME = "dmsr-grid"
 ROUNDTRIP_LABELS: tuple[str, ...] = ("k0.2-n0", "k1.3-n15", "k2.6-n50")
 """The ``dmsr-grid`` settings of the round trip: kernel σ 0.2 / 1.3 / 2.6 with noise 0 / 15 / 50 (0-255 scale)."""
@@ -58,8 +58,78 @@ _GAP = 4  # white pixels between the panels of a comparison image
 
 
 @dataclass(frozen=True)
+class DemoModels:
+    """The models of a demo run.
+
+    Attributes:
+        name: the model for degraded inputs (a zoo name or file name), or ``"bicubic"`` when there is none.
+        clean_name: the model for clean inputs (the card's noise-free variant, else `name`).
+        upscale: the upscale function of `name` (``(lr, scale) -> sr``); None for bicubic alone.
+        clean_upscale: the upscale function of `clean_name`; None for bicubic alone.
+        note: one sentence on why these models, for the console and the report.
+    """
+
+    name: str
+    clean_name: str
+    upscale: Callable[[torch.Tensor, int], torch.Tensor] | None
+    clean_upscale: Callable[[torch.Tensor, int], torch.Tensor] | None
+    note: str
+
+    @property
+    def learned(self) -> bool:
+        """True when a trained model runs beside bicubic."""
+        return self.upscale is not None
+
+
+def resolve_demo_models(model: str, scale: int, device: torch.device) -> DemoModels:
+    """Load the demo's models.
+
+    Args:
+        model: ``"auto"`` (the zoo's ``dmsr-x<scale>`` with its noise-free variant; bicubic alone when its weights
+            are not installed), ``"bicubic"``, or a zoo name or ``.safetensors`` file of scale `scale`.
+        scale: the demo's scale.
+        device: where the networks run.
+
+    Raises:
+        ValueError: `model` upscales by another factor than `scale`.
+        KeyError, FileNotFoundError, WeightsError: an explicit `model` cannot be loaded (see
+            :func:`blindsr.zoo.load_model`).
+    """
+    from blindsr.zoo import get_card, load_model
+
+    if model == BICUBIC:
+        return DemoModels(BICUBIC, BICUBIC, None, None, "bicubic only, as asked (--model bicubic)")
+    name = f"dmsr-x{scale}" if model == "auto" else model
+    try:
+        loaded = load_model(name, device=device)
+    except (KeyError, FileNotFoundError) as error:
+        if model != "auto":
+            raise
+        return DemoModels(
+            BICUBIC, BICUBIC, None, None, f"bicubic only: the zoo model {name} is not installed ({error})"
+        )
+    if loaded.scale != scale:
+        raise ValueError(
+            f"model {name} upscales x{loaded.scale}, but the demo runs x{scale}; pass --scale {loaded.scale}"
+        )
+    label = loaded.card.name if loaded.card is not None else Path(name).name
+    variant = get_card(loaded.card.name).noise_free_variant if loaded.card is not None else ""
+    if variant:
+        clean = load_model(variant, device=device)
+        note = (
+            f"{label} for blurred and noisy inputs and its noise-free variant {variant} for clean ones (the "
+            "samples themselves and the noise-free round-trip setting), as `blindsr eval` scores DMSR's noise-free "
+            "cells; both are small CPU-trained models (docs/results.md), shown beside MATLAB-exact bicubic"
+        )
+        return DemoModels(label, variant, loaded.upscale, clean.upscale, note)
+    note = f"{label} for every input, shown beside MATLAB-exact bicubic"
+    return DemoModels(label, label, loaded.upscale, loaded.upscale, note)
+
+
+@dataclass(frozen=True)
 class _UpscaleRow:
     name: str
+    model: str
     in_size: tuple[int, int]  # (H, W)
     out_size: tuple[int, int]
     channels: int
@@ -70,6 +140,7 @@ class _UpscaleRow:
 class _RoundTripRow:
     stem: str
     label: str
+    model: str
     hr_size: tuple[int, int]
     lr_size: tuple[int, int]
     psnr: float
@@ -133,21 +204,24 @@ def _fmt_size(size: tuple[int, int]) -> str:
     return f"{size[1]}×{size[0]}"  # W×H, as image viewers show it
 
 
-def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
+def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu", model: str = "auto") -> Path:
     """Run the demo (see the module docstring) and return the path of ``<out_dir>/report.md``.
 
     Args:
         out_dir: output folder; created if missing. Existing demo files in it are overwritten.
         scale: upscaling factor; one of the ``dmsr-grid`` scales (2, 3 or 4).
         device: torch device for upscaling, degradation and metrics (``"cpu"``, ``"cuda"``, ...).
+        model: ``"auto"`` (the zoo's ``dmsr-x<scale>`` and its noise-free variant, or bicubic alone when they are
+            not installed), ``"bicubic"``, or a zoo name or ``.safetensors`` file (see :func:`resolve_demo_models`).
 
     Returns:
         Path of the Markdown report.
 
     Raises:
         NotADirectoryError: `out_dir` exists and is a file.
-        ValueError: `scale` is not a scale of the ``dmsr-grid`` preset, or `device` is invalid or unavailable.
-        FileNotFoundError: the bundled samples are missing.
+        ValueError: `scale` is not a scale of the ``dmsr-grid`` preset, `device` is invalid or unavailable, or
+            `model` upscales by another factor.
+        FileNotFoundError: the bundled samples (or an explicitly named model) are missing.
     """
     import blindsr
     from blindsr.data.io import read_image, write_image
@@ -164,6 +238,7 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
         known = ", ".join(str(s) for s in preset.scales)
         raise ValueError(f"scale must be one of {known} (the scales of the {PRESET_NAME} preset), got {scale!r}")
     dev = _resolve_device(device)
+    models = resolve_demo_models(model, scale, dev)
     settings = preset.settings_for(scale)
     index_of = {s.label: i for i, s in enumerate(settings)}
     setting_indices = [index_of[label] for label in ROUNDTRIP_LABELS]
@@ -175,7 +250,10 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
     rt_dir.mkdir(parents=True, exist_ok=True)
 
     print(f"blindsr {blindsr.__version__} demo: x{scale} on {dev} (torch {torch.__version__})")
-    print(MODEL_NOTE)
+    print(f"models: {models.note}")
+
+    def bicubic(lr: torch.Tensor, s: int) -> torch.Tensor:
+        return bicubic_upscale(lr, s)
 
     started = time.perf_counter()
     up_rows: list[_UpscaleRow] = []
@@ -186,63 +264,82 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu") -> Path:
             image = read_image(path).to(dev)
             gray = _is_gray(image)
 
-            # 1. the sample as a real low-resolution photo
-            _sync(dev)
-            t0 = time.perf_counter()
-            sr = bicubic_upscale(image.unsqueeze(0), scale)[0]
-            _sync(dev)
-            ms = (time.perf_counter() - t0) * 1000.0
-            out = sr[:1] if gray else sr
-            out_name = f"{stem}_x{scale}.png"
-            write_image(up_dir / out_name, out)
-            up_rows.append(_UpscaleRow(out_name, _hw(image), _hw(sr), int(out.shape[0]), ms))
+            # 1. the sample as a real (clean) low-resolution photo
+            runs: list[tuple[str, Callable[[torch.Tensor, int], torch.Tensor], str]] = [
+                (models.clean_name, models.clean_upscale or bicubic, f"{stem}_x{scale}.png")
+            ]
+            if models.learned:
+                runs.append((BICUBIC, bicubic, f"{stem}_x{scale}_bicubic.png"))
+            for name, upscale, out_name in runs:
+                _sync(dev)
+                t0 = time.perf_counter()
+                sr = upscale(image.unsqueeze(0), scale)[0].float().clamp(0.0, 1.0)
+                _sync(dev)
+                ms = (time.perf_counter() - t0) * 1000.0
+                out = sr[:1] if gray else sr
+                write_image(up_dir / out_name, out)
+                up_rows.append(_UpscaleRow(out_name, name, _hw(image), _hw(sr), int(out.shape[0]), ms))
 
             # 2. the sample as HR: synthesise LR with the preset, upscale back, score
             hr = modcrop(image, scale).unsqueeze(0)
             for index in setting_indices:
-                label = settings[index].label
+                setting = settings[index]
                 lr = preset.degrade(hr, scale=scale, setting_index=index, dataset=DATASET_NAME, stem=stem).lr
-                sr_rt = bicubic_upscale(lr, scale)
-                psnr, ssim = psnr_and_ssim(sr_rt, hr, scale=scale)
-                lr_preview = lr.clamp(0.0, 1.0)
-                write_image(rt_dir / f"{stem}_{label}_lr.png", lr_preview[0])
-                lr_nearest = F.interpolate(lr_preview, scale_factor=scale, mode="nearest")
-                panels = [lr_nearest[0], sr_rt[0].clamp(0.0, 1.0), hr[0]]
-                write_image(rt_dir / f"{stem}_{label}_compare.png", _side_by_side(panels))
-                rt_rows.append(_RoundTripRow(stem, label, _hw(hr), _hw(lr), float(psnr[0]), float(ssim[0])))
+                candidates: list[tuple[str, Callable[[torch.Tensor, int], torch.Tensor]]] = [(BICUBIC, bicubic)]
+                if models.learned:
+                    clean = setting.noise == 0
+                    name = models.clean_name if clean else models.name
+                    fn = models.clean_upscale if clean else models.upscale
+                    assert fn is not None
+                    candidates.append((name, fn))
+                panels = [F.interpolate(lr.clamp(0.0, 1.0), scale_factor=scale, mode="nearest")[0]]
+                for name, upscale in candidates:
+                    sr_rt = upscale(lr, scale).float()
+                    psnr, ssim = psnr_and_ssim(sr_rt, hr, scale=scale)
+                    rt_rows.append(
+                        _RoundTripRow(stem, setting.label, name, _hw(hr), _hw(lr), float(psnr[0]), float(ssim[0]))
+                    )
+                    panels.append(sr_rt[0].clamp(0.0, 1.0))
+                write_image(rt_dir / f"{stem}_{setting.label}_lr.png", lr.clamp(0.0, 1.0)[0])
+                panels.append(hr[0])
+                write_image(rt_dir / f"{stem}_{setting.label}_compare.png", _side_by_side(panels))
     elapsed = time.perf_counter() - started
 
-    means = {
-        label: (
-            sum(r.psnr for r in rt_rows if r.label == label) / len(samples),
-            sum(r.ssim for r in rt_rows if r.label == label) / len(samples),
-        )
-        for label in ROUNDTRIP_LABELS
-    }
+    means: dict[tuple[str, str], tuple[float, float]] = {}
+    for label in ROUNDTRIP_LABELS:
+        for name in dict.fromkeys(r.model for r in rt_rows if r.label == label):
+            rows = [r for r in rt_rows if r.label == label and r.model == name]
+            means[(label, name)] = (sum(r.psnr for r in rows) / len(rows), sum(r.ssim for r in rows) / len(rows))
     report = out_dir / "report.md"
     report.write_text(
         _report_text(
             version=blindsr.__version__,
             dev=dev,
             scale=scale,
+            models=models,
             up_rows=up_rows,
             rt_rows=rt_rows,
             means=means,
+            n_images=len(samples),
             elapsed=elapsed,
             settings={label: settings[index_of[label]].as_dict() for label in ROUNDTRIP_LABELS},
         ),
         encoding="utf-8",
     )
 
-    print(f"upscaled {len(up_rows)} samples x{scale} with {MODEL_NAME} -> {up_dir}")
+    print(f"upscaled {len(samples)} samples x{scale} -> {up_dir}")
     for row in up_rows:
         kind = "gray" if row.channels == 1 else "RGB"
         print(
-            f"  {row.name:<20} {_fmt_size(row.in_size):>9} -> {_fmt_size(row.out_size):<9} {kind:<4} {row.ms:7.1f} ms"
+            f"  {row.name:<28} {row.model:<18} {_fmt_size(row.in_size):>9} -> {_fmt_size(row.out_size):<9} "
+            f"{kind:<4} {row.ms:7.1f} ms"
         )
-    print(f"round trip ({PRESET_NAME} preset, bicubic SR, PSNR/SSIM protocol sr-y), mean over {len(samples)} images:")
-    for label, (p, s) in means.items():
-        print(f"  {label:<10} PSNR {p:6.2f} dB   SSIM {s:.4f}")
+    print(f"round trip ({PRESET_NAME} preset, PSNR/SSIM protocol sr-y), mean over {len(samples)} images:")
+    for (label, name), (p, s) in means.items():
+        delta = ""
+        if name != BICUBIC:
+            delta = f"   ({p - means[(label, BICUBIC)][0]:+.2f} dB vs bicubic)"
+        print(f"  {label:<10} {name:<18} PSNR {p:6.2f} dB   SSIM {s:.4f}{delta}")
     print(f"done in {elapsed:.1f} s; report: {report}")
     return report
 
@@ -252,12 +349,23 @@ def _report_text(
     version: str,
     dev: torch.device,
     scale: int,
+    models: DemoModels,
     up_rows: list[_UpscaleRow],
     rt_rows: list[_RoundTripRow],
-    means: dict[str, tuple[float, float]],
+    means: dict[tuple[str, str], tuple[float, float]],
+    n_images: int,
     elapsed: float,
     settings: dict[str, dict[str, float | str | int]],
 ) -> str:
+    if models.learned:
+        model_line = (
+            f"- Models: `{models.name}` (blurred / noisy inputs), `{models.clean_name}` (clean inputs), and "
+            "MATLAB-exact bicubic (`blindsr.ops.resize.bicubic_upscale`) beside them"
+        )
+        compare = "LR nearest-upsampled | bicubic SR | model SR | HR"
+    else:
+        model_line = "- Model: bicubic (MATLAB-exact, `blindsr.ops.resize.bicubic_upscale`)"
+        compare = "LR nearest-upsampled | bicubic SR | HR"
     lines = [
         "# blindsr demo report",
         "",
@@ -266,24 +374,25 @@ def _report_text(
         f"- torch version: {torch.__version__}",
         f"- Device: {dev}",
         f"- Scale: x{scale}",
-        f"- Model: {MODEL_NAME} (`blindsr.ops.resize.bicubic_upscale`)",
-        f"- Why: {MODEL_NOTE}",
+        model_line,
+        f"- Why: {models.note}",
         f"- Total time: {elapsed:.2f} s",
         "",
         "Inputs: the bundled samples in `blindsr/assets/samples` (public domain / CC0; see `LICENSES.md` there).",
         "",
         "## 1. Upscaled samples",
         "",
-        f"Each sample is treated as a real low-resolution photo and upscaled x{scale}. There is no ground truth, so "
-        "there are no metrics here. Sizes are W×H; gray samples are written as one-channel gray PNGs.",
+        f"Each sample is treated as a real, clean low-resolution photo and upscaled x{scale}. There is no ground "
+        "truth, so there are no metrics here: compare the files by eye. Sizes are W×H; gray samples are written as "
+        "one-channel gray PNGs.",
         "",
-        "| Output file | Input size | Output size | Channels | Time (ms) |",
-        "|-------------|-----------:|------------:|---------:|----------:|",
+        "| Output file | Model | Input size | Output size | Channels | Time (ms) |",
+        "|-------------|-------|-----------:|------------:|---------:|----------:|",
     ]
     for row in up_rows:
         lines.append(
-            f"| `upscaled/{row.name}` | {_fmt_size(row.in_size)} | {_fmt_size(row.out_size)} | {row.channels} "
-            f"| {row.ms:.1f} |"
+            f"| `upscaled/{row.name}` | {row.model} | {_fmt_size(row.in_size)} | {_fmt_size(row.out_size)} "
+            f"| {row.channels} | {row.ms:.1f} |"
         )
     lines += [
         "",
@@ -292,7 +401,7 @@ def _report_text(
         f"Each sample is treated as HR, modcropped to a multiple of {scale}, degraded with settings of the "
         f"`{PRESET_NAME}` evaluation preset (blur with an isotropic Gaussian kernel of width k, bicubic x1/{scale} "
         "downscaling, Gaussian noise of level n on the 0-255 scale; float LR, not clipped; noise seeded per image "
-        f"and setting with dataset name `{DATASET_NAME}`), upscaled back with bicubic and scored against the HR with "
+        f"and setting with dataset name `{DATASET_NAME}`), upscaled back and scored against the HR with "
         "PSNR/SSIM under the metric protocol `sr-y` (MATLAB BT.601 Y, "
         f"{scale}-pixel border crop, 8-bit rounding). Gray samples are scored as RGB with equal channels, as the "
         "benchmark protocol does (the noise is drawn per channel).",
@@ -303,29 +412,31 @@ def _report_text(
         ),
         "",
         "Files in `roundtrip/`: `<image>_<setting>_lr.png` (the LR, clipped to [0, 1] for viewing) and "
-        "`<image>_<setting>_compare.png` (LR nearest-upsampled | bicubic SR | HR).",
+        f"`<image>_<setting>_compare.png` ({compare}).",
         "",
-        "| Image | HR size | LR size | Setting | PSNR (dB) | SSIM | Metric protocol | Preset |",
-        "|-------|--------:|--------:|---------|----------:|-----:|-----------------|--------|",
+        "| Image | HR size | LR size | Setting | Model | PSNR (dB) | SSIM | Metric protocol | Preset |",
+        "|-------|--------:|--------:|---------|-------|----------:|-----:|-----------------|--------|",
     ]
     for rt in rt_rows:
         lines.append(
-            f"| {rt.stem} | {_fmt_size(rt.hr_size)} | {_fmt_size(rt.lr_size)} | {rt.label} | {rt.psnr:.2f} "
-            f"| {rt.ssim:.4f} | sr-y | {PRESET_NAME} |"
+            f"| {rt.stem} | {_fmt_size(rt.hr_size)} | {_fmt_size(rt.lr_size)} | {rt.label} | {rt.model} "
+            f"| {rt.psnr:.2f} | {rt.ssim:.4f} | sr-y | {PRESET_NAME} |"
         )
     lines += [
         "",
-        f"### Mean per setting ({len(up_rows)} images)",
+        f"### Mean per setting ({n_images} images)",
         "",
-        "| Setting | PSNR (dB) | SSIM | Metric protocol | Preset |",
-        "|---------|----------:|-----:|-----------------|--------|",
+        "| Setting | Model | PSNR (dB) | SSIM | PSNR vs bicubic (dB) | Metric protocol | Preset |",
+        "|---------|-------|----------:|-----:|---------------------:|-----------------|--------|",
     ]
-    for label, (p, s) in means.items():
-        lines.append(f"| {label} | {p:.2f} | {s:.4f} | sr-y | {PRESET_NAME} |")
+    for (label, name), (p, s) in means.items():
+        delta = "–" if name == BICUBIC else f"{p - means[(label, BICUBIC)][0]:+.2f}"
+        lines.append(f"| {label} | {name} | {p:.2f} | {s:.4f} | {delta} | sr-y | {PRESET_NAME} |")
     lines += [
         "",
-        "These numbers come from four small bundled images, not from a benchmark set; they only show the engine "
-        "and the metrics at work and are not comparable with published tables.",
+        "These numbers come from four small bundled images, not from a benchmark set; they only show the engine, "
+        "the models and the metrics at work and are not comparable with published tables (docs/results.md has "
+        "those).",
         "",
     ]
     return "\n".join(lines)
@@ -339,10 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     parser.add_argument("--scale", type=int, default=4, help="upscaling factor: 2, 3 or 4 (default: 4)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--model", default="auto", help="auto (default), bicubic, or a zoo name / weights file")
     args = parser.parse_args(argv)
     try:
-        run_demo(out_dir=args.out_dir, scale=args.scale, device=args.device)
-    except (NotADirectoryError, ValueError, FileNotFoundError) as error:
+        run_demo(out_dir=args.out_dir, scale=args.scale, device=args.device, model=args.model)
+    except (NotADirectoryError, ValueError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
