@@ -1,7 +1,8 @@
 """The model zoo: one literal tuple of cards, and name lookup with aliases and suggestions.
 
-Today eight small CPU-trained models ship (``dmsr-x4.lite``, ``dmsr-x3.lite``, ``dmsr-x2.lite`` and their
-noise-free variants ``dmsr-x{4,3,2}.nf-lite``, ``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``; see their
+Today nine small CPU-trained models ship (``dmsr-x4.lite``, ``dmsr-x3.lite``, ``dmsr-x2.lite`` and their
+noise-free variants ``dmsr-x{4,3,2}.nf-lite``, ``mrda-x4.iso-lite``, ``mrda-x4.aniso-noise-lite``,
+``mrda-x2.iso-lite``; see their
 ``trained`` fields). A release appends a card
 per weights file; its ``sha256`` is the one ``blindsr export RUN_DIR -o FILE --card NAME`` prints, and the file goes
 into ``src/blindsr/zoo/weights/``. The first card listed for a base name is what the name without a tag means
@@ -45,6 +46,7 @@ _MRDA_LITE_X4 = {
     "rdam_kernel_size": 1,
     "da_reduction": 8,
 }
+_MRDA_LITE_X2 = {**_MRDA_LITE_X4, "scale": 2}
 
 MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
@@ -193,6 +195,25 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         trained="CPU lite chain, 2026-11-22, 2 CPU cores, bf16, batch 16 of 32x32 LR patches: the iso chain's "
         "bicubic MLN pretraining, then MAML 500 steps, teacher 1,200, student 1,200 (200 KD-only) on aniso + noise; "
         "about 55 min after the shared pretraining; the paper trains each stage 500,000 steps x 64 on DF2K",
+    ),
+    ModelCard(
+        name="mrda-x2.iso-lite",
+        arch="mrda_s",
+        arch_kwargs=_MRDA_LITE_X2,
+        scale=2,
+        weights="mrda-x2-iso-lite.safetensors",
+        sha256="77a7dce98e64b31110af3f1f462094d96c0a80de3ff78a084ddf4d57f5dda807",
+        description="MRDA student x2, small CPU-trainable widths (RDAN 32 x 6 blocks, IDR 128); blind to 21x21 "
+        "isotropic Gaussian blur (sigma 0.2-2), noise-free",
+        train_config="configs/mrda/lite_iso_x2_student.yaml",
+        degradation="mrda-iso-x2",
+        paper="MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S (widths reduced; gaussian8-x2 protocol; the paper "
+        "trains x2 but prints no x2 table)",
+        license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
+        trained="CPU lite chain, 2026-11-23, 1 CPU thread, bf16, batch 16 of 32x32 LR patches: MLN bicubic "
+        "pretraining 1,000 steps, MAML 500 (5 tasks x 5 first-order inner steps), teacher 1,200, student 1,200 (200 "
+        "KD-only), then the student 3,000 more steps with Adam 1e-4 cosine (lite_iso_x2_student_ft); EMA weights; "
+        "about 46 min in all; the paper trains each stage 500 epochs x 64 on DF2K",
     ),
 )
 
