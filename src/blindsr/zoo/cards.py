@@ -168,16 +168,17 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_MRDA_LITE_X4,
         scale=4,
         weights="mrda-x4-iso-lite.safetensors",
-        sha256="e01ec05ec803e6cd5810ae51c55a56b11d3d4e831f4911ef1ae6a7d2966b008f",
+        sha256="e6a6ee3a909cf7f2326cbc369f7eff570543f08600b6166fd4202354ed271f1d",
         description="MRDA student x4, small CPU-trainable widths (RDAN 32 x 6 blocks, IDR 128); blind to 21x21 "
         "isotropic Gaussian blur (sigma 0.2-4), noise-free",
         train_config="configs/mrda/lite_iso_x4_student.yaml",
         degradation="mrda-iso-x4",
         paper="MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S (widths reduced; Table II protocol: gaussian8)",
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
-        trained="CPU lite chain, 2026-11-22, 2 CPU cores, bf16, batch 16 of 32x32 LR patches: MLN bicubic pretraining "
-        "1,000 steps, MAML 500 (5 tasks x 5 first-order inner steps), teacher 1,200, student 1,200 (200 KD-only); "
-        "about 65 min in all; the paper trains each stage 500,000 steps x 64 on DF2K",
+        trained="CPU lite chain, 2026-11-22/23, 1 CPU thread per stage, bf16, batch 16 of 32x32 LR patches: MLN "
+        "bicubic pretraining 1,000 steps, MAML 500 (5 tasks x 5 first-order inner steps), teacher 1,200, student "
+        "1,200 (200 KD-only) resumed to 2,400 (lite_iso_x4_student_long), then 1,600 more with Adam 1e-4 cosine "
+        "(lite_iso_x4_student_ft); EMA weights; about 2 h in all; the paper trains each stage 500 epochs x 64 on DF2K",
     ),
     ModelCard(
         name="mrda-x4.aniso-noise-lite",
