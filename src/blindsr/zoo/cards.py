@@ -186,16 +186,17 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_MRDA_LITE_X4,
         scale=4,
         weights="mrda-x4-aniso-noise-lite.safetensors",
-        sha256="c4b06e4d7483899af4e248c2bf2aad9e9ae5aa5a92a313df6c330c4d4282ac72",
+        sha256="b660daf81ca8d5738395acb8e3c6bb086cefeaf97597f5b68edd2f35b9c6c9b4",
         description="MRDA student x4, small CPU-trainable widths; blind to 21x21 anisotropic Gaussian blur "
         "(lambda 0.2-4, any angle) and Gaussian noise (sigma 0-25)",
         train_config="configs/mrda/lite_aniso_x4_student.yaml",
         degradation="mrda-aniso-noise",
         paper="MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S (widths reduced; Table III protocol: mrda-aniso)",
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
-        trained="CPU lite chain, 2026-11-22, 2 CPU cores, bf16, batch 16 of 32x32 LR patches: the iso chain's "
-        "bicubic MLN pretraining, then MAML 500 steps, teacher 1,200, student 1,200 (200 KD-only) on aniso + noise; "
-        "about 55 min after the shared pretraining; the paper trains each stage 500,000 steps x 64 on DF2K",
+        trained="CPU lite chain, 2026-11-22/23, 1 CPU thread per stage, bf16, batch 16 of 32x32 LR patches: the iso "
+        "chain's bicubic MLN pretraining, then MAML 500 steps, teacher 1,200, student 1,200 (200 KD-only) on aniso + "
+        "noise, then the student 1,600 more steps with Adam 1e-4 cosine (lite_aniso_x4_student_ft); EMA weights; "
+        "about 1.5 h after the shared pretraining; the paper trains each stage 500 epochs x 64 on DF2K",
     ),
     ModelCard(
         name="mrda-x2.iso-lite",
