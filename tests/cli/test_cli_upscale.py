@@ -211,3 +211,32 @@ def test_default_model_follows_outscale(monkeypatch: pytest.MonkeyPatch) -> None
     assert [default_model(s) for s in (1.5, 2, 2.5, 3, 4, 6)] == ["dmsr-x2", "dmsr-x2"] + ["dmsr-x4"] * 4
     monkeypatch.setattr(cards, "MODEL_CARDS", (cards.get_card("mrda-x4"),))
     assert default_model(2) == "dmsr-x4"
+
+
+def test_one_input_file_with_an_output_file_name(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(_photo(16, 16)).save(src, quality=95)
+    big = tmp_path / "sub" / "big.png"  # a new folder, a file name with another format than the input's
+    assert _upscale(str(src), "-o", str(big), "-m", model) == 0
+    with Image.open(big) as out:
+        assert out.format == "PNG" and out.size == (32, 32)
+    assert sorted(p.name for p in big.parent.iterdir()) == ["big.png"]
+    # an existing output file is skipped unless --overwrite, as in a folder
+    big.write_bytes(b"placeholder")
+    assert _upscale(str(src), "-o", str(big), "-m", model) == 0
+    assert big.read_bytes() == b"placeholder"
+    assert _upscale(str(src), "-o", str(big), "-m", model, "--overwrite") == 0
+    assert Image.open(big).size == (32, 32)
+    # -o naming a file disagrees with --ext; two inputs keep -o a folder; -o cannot be the input itself
+    capsys.readouterr()
+    assert _upscale(str(src), "-o", str(tmp_path / "x.png"), "-m", model, "--ext", "jpg") == 2
+    assert "disagree" in capsys.readouterr().err
+    assert _upscale(str(src), "-o", str(tmp_path / "x.jpeg"), "-m", model, "--ext", "jpg") == 0
+    assert _upscale(str(src), "-o", str(src), "-m", model) == 1
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    second = tmp_path / "second.png"
+    Image.fromarray(_photo(12, 12)).save(second)
+    assert _upscale(str(src), str(second), "-o", str(tmp_path / "many.png"), "-m", model) == 0
+    assert (tmp_path / "many.png" / "photo_out.jpg").is_file() and (tmp_path / "many.png" / "second_out.png").is_file()

@@ -19,6 +19,7 @@ _DESCRIPTION = """Super-resolve images with a blind-SR model. The degradation (D
 estimated once per image, then the image is restored tile by tile with that estimate.
 
   blindsr upscale photo.jpg                          -> results/photo_out.jpg (model dmsr-x4)
+  blindsr upscale photo.jpg -o big.png               -> big.png (one input file and -o FILE.ext: that file)
   blindsr upscale LR/ -o SR/ -m dmsr-x4 --tile auto
   blindsr upscale LR/ -o SR/ -r --save-degradation   sub-folders kept; + _kernel.png, _noise.png, _noise.npy
   blindsr upscale scan.tif -s 2 --ext png            the x2 network (dmsr-x2); -s 2.5: dmsr-x3, bicubic to x2.5
@@ -29,9 +30,11 @@ its sub-folders under OUT). Images are read as they are: gray stays gray, alpha 
 bicubic, 16-bit PNGs stay 16-bit, the EXIF orientation is applied, EXIF and ICC profiles are kept. Inputs above
 67 megapixels or below 8 px per side are refused.
 
-Outputs: OUT/<stem><suffix>.<ext>. --ext auto keeps the input's format unless it cannot hold the image (then PNG:
-e.g. alpha from a BMP, 16 bits from a TIFF); an explicit --ext converts (jpg and bmp drop alpha; only png keeps 16
-bits). Existing outputs are skipped unless --overwrite; an output that would replace an input is refused.
+Outputs: OUT/<stem><suffix>.<ext>, or exactly OUT when the only input is a file and OUT ends with an image
+extension (.png, .jpg, ...; its format then follows that extension, as an explicit --ext would). --ext auto keeps
+the input's format unless it cannot hold the image (then PNG: e.g. alpha from a BMP, 16 bits from a TIFF); an
+explicit --ext converts (jpg and bmp drop alpha; only png keeps 16 bits). Existing outputs are skipped unless
+--overwrite; an output that would replace an input is refused.
 
 Exit status: 0 when every image was written (or skipped as existing); 1 when some failed (each failure is one
 line, `error: PATH: reason`, and the others are still written; the last line says `N of M failed`); 2 for usage
@@ -75,7 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="INPUT",
         help="more inputs (Real-ESRGAN's spelling)",
     )
-    p.add_argument("-o", "--output", default="results", metavar="OUT", help="output folder (default: results)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="results",
+        metavar="OUT",
+        help="output folder (default: results), or the output file for a single input file (e.g. big.png)",
+    )
     p.add_argument(
         "-m",
         "-n",
@@ -168,6 +177,18 @@ def _collect(inputs: list[str], out: Path, *, recursive: bool) -> list[_Job]:
     return jobs
 
 
+_EXT_ALIASES = {"jpg": ("jpg", "jpeg"), "tif": ("tif", "tiff")}
+
+
+def _output_file(inputs: list[str], out: Path) -> Path | None:
+    """`out` as the output file when there is one input file and `out` names an image file (not a folder)."""
+    from blindsr.data.io import IMAGE_EXTENSIONS
+
+    if len(inputs) != 1 or not Path(inputs[0]).is_file() or out.is_dir():
+        return None
+    return out if out.suffix.lower() in IMAGE_EXTENSIONS else None
+
+
 def _suffix_for(source: Path, ext: str) -> str:
     from blindsr.data.io import IMAGE_EXTENSIONS
 
@@ -245,7 +266,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         raise CLIError(f"--quality must be in 1..100, got {args.quality}")
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
+    out_file = _output_file(inputs, out)  # `upscale photo.jpg -o big.png`: that file, not a folder
+    if out_file is not None:
+        if args.ext != "auto" and out_file.suffix.lower().lstrip(".") not in _EXT_ALIASES.get(args.ext, (args.ext,)):
+            raise CLIError(f"-o {out_file} and --ext {args.ext} disagree; give one of them")
+        out = out_file.parent
+    elif out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
     jobs = _collect(inputs, out, recursive=args.recursive)
     model = args.model if args.model is not None else default_model(args.outscale)
@@ -296,7 +322,11 @@ def run(args: argparse.Namespace) -> int:
 
     bar = tqdm(jobs, desc="upscale", unit="img", disable=args.quiet, file=sys.stderr)
     for job in bar:
-        target = out / job.relative.parent / f"{job.relative.stem}{args.suffix}{_suffix_for(job.source, args.ext)}"
+        if out_file is not None:
+            target = out_file
+        else:
+            name = f"{job.relative.stem}{args.suffix}{_suffix_for(job.source, args.ext)}"
+            target = out / job.relative.parent / name
         if not claim(job.source, target):
             continue
         if not args.overwrite and target.exists():
@@ -307,7 +337,11 @@ def run(args: argparse.Namespace) -> int:
         except (ImageReadError, FileNotFoundError) as e:
             fail(job.source, e.reason if isinstance(e, ImageReadError) else str(e))
             continue
-        if args.ext == "auto" and not format_can_hold(target.suffix, mode=image.mode, bit_depth=image.bit_depth):
+        if (
+            out_file is None
+            and args.ext == "auto"
+            and not format_can_hold(target.suffix, mode=image.mode, bit_depth=image.bit_depth)
+        ):
             target = target.with_suffix(".png")  # e.g. alpha read from a BMP, 16 bits from a colour TIFF
             if not claim(job.source, target):
                 continue
