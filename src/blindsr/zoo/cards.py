@@ -55,7 +55,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_DMSR_LITE_X4,
         scale=4,
         weights="dmsr-x4-lite.safetensors",
-        sha256="b513ccbbc344707755ebfa966a8c78a9b78d119425043b8c5873e46ef681310d",
+        sha256="163e8e0c102634ec1645e3f4fa4835913ccc8f7609e117c67bc97d58ac9a0ddf",
         description="DMSR x4, small CPU-trainable body (0.49 M parameters); blind to 15x15 isotropic blur "
         "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
         train_config="configs/dmsr/lite_x4_ft.yaml",
@@ -63,7 +63,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         paper="DMSR, arXiv 2207.00943 (architecture reduced: 32 features, 2 groups x 4 RCABs)",
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
         trained="CPU lite recipe: lite_x4 (3,600 steps x batch 16, LR 32x32, bf16, 62 min on 2 CPU cores) then "
-        "lite_x4_ft (1,000 steps, 20 % noise-free samples, kernel loss summed; 53 min on 2 shared cores); EMA weights; "
+        "lite_x4_ft (1,000 steps, 20 % noise-free samples, kernel loss summed; 53 min on 2 shared cores), resumed to "
+        "2,000 steps on 2026-11-23 (31 min, one thread); EMA weights; "
         "the paper trains 500,000 steps x 32 on DF2K. Still below bicubic on clean, sharp inputs, where its "
         "noise-free variant dmsr-x4.nf-lite is not (docs/results.md)",
         noise_free_variant="dmsr-x4.nf-lite",
@@ -91,7 +92,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_DMSR_LITE_X3,
         scale=3,
         weights="dmsr-x3-lite.safetensors",
-        sha256="dc65f34527241fd8d0e70207ada317180473c4fd40a3f0bfb52c0c1a56bc5314",
+        sha256="f92615a5eafef663d08d4ed68bd1bd40c207224a47ea8f394a137c12454c14d6",
         description="DMSR x3, small CPU-trainable body (0.50 M parameters); blind to 15x15 isotropic blur "
         "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
         train_config="configs/dmsr/lite_x3_ft.yaml",
@@ -101,7 +102,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         trained="CPU lite recipe, 2026-11-22/23, 2 shared CPU cores, bf16, batch 16 of 40x40 LR patches, 20 % "
         "noise-free samples: lite_x4's weights (all but the upsampler), lite_x3 (800 steps, 47 min), its extractor "
         "trained alone noise-free (lite_x3_nf_extractor, 2,500 steps x 32), then lite_x3_ft (800 joint steps, Adam "
-        "1e-4 cosine, 24 min); EMA weights; the paper trains 500,000 steps x 32 on DF2K. Below bicubic on clean, "
+        "1e-4 cosine, 24 min), resumed to 1,400 steps on 2026-11-23 (18 min, one thread); EMA weights; the paper "
+        "trains 500,000 steps x 32 on DF2K. Below bicubic on clean, "
         "sharp inputs, where its noise-free variant dmsr-x3.nf-lite is not (docs/results.md)",
         noise_free_variant="dmsr-x3.nf-lite",
     ),
