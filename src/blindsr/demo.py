@@ -95,7 +95,7 @@ def resolve_demo_models(model: str, scale: int, device: torch.device) -> DemoMod
         KeyError, FileNotFoundError, WeightsError: an explicit `model` cannot be loaded (see
             :func:`blindsr.zoo.load_model`).
     """
-    from blindsr.zoo import get_card, load_model
+    from blindsr.zoo import load_model
 
     if model == BICUBIC:
         return DemoModels(BICUBIC, BICUBIC, None, None, "bicubic only, as asked (--model bicubic)")
@@ -113,7 +113,7 @@ def resolve_demo_models(model: str, scale: int, device: torch.device) -> DemoMod
             f"model {name} upscales x{loaded.scale}, but the demo runs x{scale}; pass --scale {loaded.scale}"
         )
     label = loaded.card.name if loaded.card is not None else Path(name).name
-    variant = get_card(loaded.card.name).noise_free_variant if loaded.card is not None else ""
+    variant = loaded.card.noise_free_variant if loaded.card is not None else ""
     if variant:
         clean = load_model(variant, device=device)
         note = (
