@@ -131,7 +131,7 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         arch_kwargs=_DMSR_LITE_X2,
         scale=2,
         weights="dmsr-x2-lite.safetensors",
-        sha256="ffa39139f7e322e592710a94076b8e994cd93099c1b8105c518894f55a46e1da",
+        sha256="b3038dcbfd9b1c2c4ff385b62a1dc3be851795da9d4c0663823b317eed695451",
         description="DMSR x2, small CPU-trainable body (0.45 M parameters); blind to 15x15 isotropic blur "
         "(sigma 0.2-3) and Gaussian noise (sigma 0-75)",
         train_config="configs/dmsr/lite_x2_ft.yaml",
@@ -140,8 +140,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         license="code MIT; weights trained on T91, BSD200 and DIV2K-valid crops (research datasets): research use",
         trained="CPU lite recipe, 2026-11-22/23, 2 shared CPU cores, bf16, batch 16 of 48x48 LR patches, 20 % "
         "noise-free samples: lite_x4's weights (all but the upsampler), lite_x2 (1,000 steps, 45 min), its extractor "
-        "trained alone noise-free (lite_x2_nf_extractor, 2,500 steps x 32), then lite_x2_ft (1,400 joint steps, Adam "
-        "1e-4 cosine: 800, then extended to 1,400 with --resume; about 40 min); EMA weights; the paper trains "
+        "trained alone noise-free (lite_x2_nf_extractor, 2,500 steps x 32), then lite_x2_ft (2,000 joint steps, Adam "
+        "1e-4 cosine: 800, then extended to 1,400 and 2,000 with --resume; about 48 min); EMA weights; the paper trains "
         "500,000 steps x 32 on DF2K. Below bicubic on clean, sharp inputs, where its noise-free variant "
         "dmsr-x2.nf-lite is not (docs/results.md)",
         noise_free_variant="dmsr-x2.nf-lite",
