@@ -141,8 +141,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         trained="CPU lite recipe, 2026-11-22/23, 2 shared CPU cores, bf16, batch 16 of 48x48 LR patches, 20 % "
         "noise-free samples: lite_x4's weights (all but the upsampler), lite_x2 (1,000 steps, 45 min), its extractor "
         "trained alone noise-free (lite_x2_nf_extractor, 2,500 steps x 32), then lite_x2_ft (2,000 joint steps, Adam "
-        "1e-4 cosine: 800, then extended to 1,400 and 2,000 with --resume; about 48 min); EMA weights; the paper trains "
-        "500,000 steps x 32 on DF2K. Below bicubic on clean, sharp inputs, where its noise-free variant "
+        "1e-4 cosine: 800, then extended to 1,400 and 2,000 with --resume; about 48 min); EMA weights; the paper "
+        "trains 500,000 steps x 32 on DF2K. Below bicubic on clean, sharp inputs, where its noise-free variant "
         "dmsr-x2.nf-lite is not (docs/results.md)",
         noise_free_variant="dmsr-x2.nf-lite",
     ),
