@@ -68,7 +68,7 @@ def test_export_onnx_failures_are_one_line(
     assert "parity check skipped" in capsys.readouterr().out and out.is_file()
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    assert main(["export-onnx", "-m", str(release), "-o", str(out)]) == 2
+    assert main(["export-onnx", "-m", str(release), "-o", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'blindsr[export]'" in err and err.count("\n") == 1
 

@@ -24,7 +24,13 @@ png = clipped and rounded to 8 bits.
 
 With --preset NAME every cell of an evaluation preset is written to OUT_DIR/x<S>/<label>/<stem>.<ext> with an
 index.json, using the preset's own kernels, padding, borders, LR format and noise seeding (seeded by preset,
-dataset, image, scale and setting, exactly as `blindsr eval` does)."""
+dataset, image, scale and setting, exactly as `blindsr eval` does).
+
+Nothing is lost: OUT_DIR may not be, contain or be inside the folder the HR images are read from; existing LR files
+are kept (and skipped) unless --overwrite, and a folder whose degradation.json / index.json records other settings
+is refused; an image that cannot be read is reported as `error: PATH: reason` and the others are still written
+(exit status 1, `N of M failed`). Numbers are checked first: --scale 1..16, --kernel-size odd 1..255, finite
+sigmas, --noise 0..255."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,21 +91,138 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset-name", help="dataset name used in preset noise seeds (default: the HR folder's set name)")
     p.add_argument("--device", default="cpu", help="torch device for the computation (default cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing LR files (default: keep and skip them)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _write(path: Path, lr: Any, fmt: str) -> None:
+def _write(path: Path, lr: Any) -> None:
     from blindsr.data.io import write_image
 
     write_image(path, lr.detach().float().cpu())
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
+_MAX_SCALE = 16
+_MAX_KERNEL_SIZE = 255
 
-    import blindsr
+
+def _finite(value: float, flag: str, *, minimum: float | None = None, above: float | None = None) -> float:
+    """`value` when it is a finite number (>= `minimum`, > `above`); else a one-line error naming `flag`."""
+    from blindsr.cli.main import CLIError
+
+    if not math.isfinite(value):
+        raise CLIError(f"{flag} must be a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise CLIError(f"{flag} must be >= {minimum:g}, got {value:g}")
+    if above is not None and value <= above:
+        raise CLIError(f"{flag} must be > {above:g}, got {value:g}")
+    return value
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Validate every number at the edge, before any image is read (NaN, infinities, sizes that cannot run)."""
+    from blindsr.cli.main import CLIError
+
+    if args.scale is not None and not 1 <= args.scale <= _MAX_SCALE:
+        raise CLIError(f"--scale must be an integer in 1..{_MAX_SCALE}, got {args.scale}")
+    if args.kernel_size is not None and not (1 <= args.kernel_size <= _MAX_KERNEL_SIZE and args.kernel_size % 2):
+        raise CLIError(f"--kernel-size must be an odd integer in 1..{_MAX_KERNEL_SIZE}, got {args.kernel_size}")
+    if args.kernel_sigma is not None:
+        _finite(args.kernel_sigma, "--kernel-sigma", minimum=0)
+    if args.aniso is not None:
+        l1, l2, theta = args.aniso
+        _finite(l1, "--aniso L1", above=0)
+        _finite(l2, "--aniso L2", above=0)
+        _finite(theta, "--aniso THETA_DEG")
+    _finite(args.noise, "--noise", minimum=0)
+    if args.noise > 255:
+        raise CLIError(f"--noise is on the 0-255 scale; must be <= 255, got {args.noise:g}")
+
+
+def _guard_output(out: Path, image_folder: Path) -> None:
+    """Refuse an output folder that is, contains or is inside the folder the HR images are read from."""
+    from blindsr.files import check_output_folder
+
+    check_output_folder(out, inputs=[image_folder])
+
+
+def _same_settings(old: dict[str, Any], new: dict[str, Any], *, ignore: tuple[str, ...]) -> list[str]:
+    """Keys whose values differ between an existing index and this run (paths compared resolved)."""
+    differ = []
+    for key in sorted(set(old) | set(new)):
+        if key in ignore:
+            continue
+        a, b = old.get(key), new.get(key)
+        if key == "hr_dir" and isinstance(a, str) and isinstance(b, str):
+            a, b = str(Path(a).resolve()), str(Path(b).resolve())
+        if a != b:
+            differ.append(key)
+    return differ
+
+
+def _existing_index(path: Path, settings: dict[str, Any], *, overwrite: bool, ignore: tuple[str, ...]) -> Any:
+    """The index already in OUT when it was made with the same settings (so existing files can be kept); None when
+    there is none or with --overwrite; an error when OUT holds images made with other settings.
+    """
+    from blindsr.cli.main import CLIError
+
+    if overwrite or not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise CLIError(f"{path} exists but is not a readable index; use another folder or --overwrite") from None
+    if not isinstance(old, dict):
+        raise CLIError(f"{path} exists but is not a readable index; use another folder or --overwrite")
+    differ = _same_settings(old, settings, ignore=ignore)
+    if differ:
+        raise CLIError(
+            f"{path.parent} already holds LR images made with other settings ({', '.join(differ)} differ in "
+            f"{path.name}); use another folder or --overwrite"
+        )
+    return old
+
+
+class _Progress:
+    """Counts of one run: written, kept (existing, skipped) and failed files; failures printed as one line each."""
+
+    def __init__(self) -> None:
+        self.written = self.kept = self.failed = 0
+
+    def fail(self, path: Path, reason: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.failed += 1
+        tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
+
+    def summary(self, what: str, out: Path) -> str:
+        text = f"wrote {self.written} {what} to {out}"
+        if self.kept:
+            text += f"; kept {self.kept} existing (use --overwrite to replace them)"
+        return text
+
+
+def _load(bench: Any, index: int, progress: _Progress) -> Any:
+    """Image `index` of `bench`, or None (the failure reported) when it cannot be read."""
+    from blindsr.data.io import ImageReadError
+
+    try:
+        return bench[index]
+    except ImageReadError as e:
+        progress.fail(bench.paths[index], e.reason)
+    except (ValueError, OSError) as e:
+        progress.fail(bench.paths[index], str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    return None
+
+
+def _exit_code(progress: _Progress, total: int) -> int:
+    if progress.failed:
+        print(f"{progress.failed} of {total} failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.data.benchmark import BenchmarkSet
 
@@ -109,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     hr_dir = Path(args.hr_dir)
     if not hr_dir.is_dir():
         raise CLIError(f"HR folder {hr_dir} does not exist")
+    _check_numbers(args)
 
     if args.preset:
         return _run_preset(args, out, hr_dir)
@@ -117,22 +241,27 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--scale is required (or use --preset)")
     if args.kernel_sigma is None and args.aniso is None:
         raise CLIError("give a kernel: --kernel-sigma F, --aniso L1 L2 THETA_DEG, or --preset NAME")
-    if args.noise < 0 or not math.isfinite(args.noise):
-        raise CLIError(f"--noise must be >= 0, got {args.noise}")
+    bench = BenchmarkSet(root=hr_dir, name=None, scale=args.scale)
+    _guard_output(out, bench.folder)
+    return _run_single(args, out, hr_dir, bench)
+
+
+def _run_single(args: argparse.Namespace, out: Path, hr_dir: Path, bench: Any) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    import blindsr
     from blindsr.degradations import DegradationParams, Pipeline, degrade
     from blindsr.degradations.kernels import anisotropic_gaussian_kernels, isotropic_gaussian_kernels
     from blindsr.degradations.noise import derive_seed, standard_normal
+    from blindsr.files import make_parent
 
     size = args.kernel_size or (15 if args.kernel_sigma is not None else 21)
     if args.kernel_sigma is not None:
-        if args.kernel_sigma < 0:
-            raise CLIError(f"--kernel-sigma must be >= 0, got {args.kernel_sigma}")
         kernel = isotropic_gaussian_kernels(torch.tensor([args.kernel_sigma], dtype=torch.float64), size)
         kernel_desc: dict[str, Any] = {"type": "iso", "sigma": args.kernel_sigma}
     else:
         l1, l2, theta = args.aniso
-        if l1 <= 0 or l2 <= 0:
-            raise CLIError("--aniso standard deviations must be > 0")
         kernel = anisotropic_gaussian_kernels(
             torch.tensor([l1], dtype=torch.float64),
             torch.tensor([l2], dtype=torch.float64),
@@ -146,23 +275,7 @@ def run(args: argparse.Namespace) -> int:
     deg = DegradationParams(
         kernels=kernel, noise_sigma=torch.tensor([args.noise], dtype=torch.float64), pipeline=pipeline
     ).to(device, dtype=torch.float32)
-    bench = BenchmarkSet(root=hr_dir, name=None, scale=args.scale)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    written = []
-    for item in tqdm(bench, desc="degrade", unit="img", disable=args.quiet, file=sys.stderr):
-        hr = item.hr.to(device).unsqueeze(0)
-        noise = None
-        if args.noise > 0:
-            g = torch.Generator().manual_seed(derive_seed("blindsr-degrade", args.seed, item.name))
-            noise = standard_normal((1, 3, hr.shape[-2] // args.scale, hr.shape[-1] // args.scale), generator=g)
-        lr = degrade(hr, deg, scale=args.scale, noise=noise).lr[0]
-        path = out / f"{item.name}.{fmt}"
-        _write(path, lr, fmt)
-        written.append(
-            {"stem": item.name, "file": path.name, "hr_size": list(item.hr.shape[-2:]), "lr_size": list(lr.shape[-2:])}
-        )
-    meta = {
+    meta: dict[str, Any] = {
         "blindsr_version": blindsr.__version__,
         "hr_dir": str(hr_dir),
         "scale": args.scale,
@@ -174,17 +287,47 @@ def run(args: argparse.Namespace) -> int:
         "lr_values": "float32, unclipped, unrounded" if fmt == "npy" else "clipped to [0, 1], rounded to 8 bits",
         "seed": args.seed,
         "noise_seed_rule": 'sha256("blindsr-degrade|<seed>|<stem>")[:8], big-endian, masked to 63 bits',
-        "images": written,
     }
-    _write_json(out / "degradation.json", meta)
-    print(f"wrote {len(written)} LR images to {out} ({fmt}, x{args.scale}, {time.perf_counter() - t0:.1f} s)")
-    return 0
+    index_path = out / "degradation.json"
+    old = _existing_index(index_path, meta, overwrite=args.overwrite, ignore=("blindsr_version", "images"))
+    previous = {entry.get("stem"): entry for entry in (old or {}).get("images", []) if isinstance(entry, dict)}
+    make_parent(index_path)  # OUT itself, when its parent exists (nothing above it is created)
+    t0 = time.perf_counter()
+    progress = _Progress()
+    images: list[dict[str, Any]] = []
+    for i in tqdm(range(len(bench)), desc="degrade", unit="img", disable=args.quiet, file=sys.stderr):
+        name = bench.names[i]
+        path = out / f"{name}.{fmt}"
+        if path.exists() and not args.overwrite:
+            progress.kept += 1
+            if name in previous:
+                images.append(previous[name])
+            continue
+        item = _load(bench, i, progress)
+        if item is None:
+            continue
+        hr = item.hr.to(device).unsqueeze(0)
+        noise = None
+        if args.noise > 0:
+            g = torch.Generator().manual_seed(derive_seed("blindsr-degrade", args.seed, item.name))
+            noise = standard_normal((1, 3, hr.shape[-2] // args.scale, hr.shape[-1] // args.scale), generator=g)
+        lr = degrade(hr, deg, scale=args.scale, noise=noise).lr[0]
+        _write(path, lr)
+        progress.written += 1
+        images.append(
+            {"stem": item.name, "file": path.name, "hr_size": list(item.hr.shape[-2:]), "lr_size": list(lr.shape[-2:])}
+        )
+    meta["images"] = sorted(images, key=lambda entry: str(entry["stem"]))
+    _write_json(index_path, meta)
+    elapsed = time.perf_counter() - t0
+    print(f"{progress.summary('LR images', out)} ({fmt}, x{args.scale}, {elapsed:.1f} s)")
+    return _exit_code(progress, len(bench))
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    from blindsr.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
@@ -195,6 +338,7 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.data.benchmark import BenchmarkSet
     from blindsr.degradations.presets import get_eval_preset
+    from blindsr.files import make_parent
 
     if args.kernel_size or args.noise or args.padding != "replicate" or args.bicubic_border != "symmetric":
         raise CLIError(
@@ -204,8 +348,11 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
     scales = (args.scale,) if args.scale else preset.scales
     for s in scales:
         preset.settings_for(s)
+    benches = {s: BenchmarkSet(root=hr_dir, name=None, scale=s) for s in scales}
+    _guard_output(out, benches[scales[0]].folder)
     fmt = args.format or ("npy" if preset.lr_format == "float" else "png")
     device = torch.device(args.device)
+    dataset = args.dataset_name or benches[scales[0]].dataset_name
     index: dict[str, Any] = {
         "blindsr_version": blindsr.__version__,
         "preset": preset.name,
@@ -217,14 +364,20 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
         "bicubic_border": preset.pipeline.bicubic_border,
         "lr_values": "float32, unclipped, unrounded" if not preset.pipeline.quantize else "8-bit (clipped, rounded)",
         "noise_seed_rule": 'sha256("<preset>|<dataset>|<stem>|x<scale>|<setting index>")[:8], big-endian, 63 bits',
-        "cells": [],
+        "dataset": dataset,
     }
+    index_path = out / "index.json"
+    old = _existing_index(index_path, index, overwrite=args.overwrite, ignore=("blindsr_version", "cells"))
+    old_cells = [c for c in (old or {}).get("cells", []) if isinstance(c, dict)]
+    previous = {(c.get("scale"), c.get("setting_index")): set(c.get("images", [])) for c in old_cells}
+    make_parent(index_path)  # OUT itself, when its parent exists (nothing above it is created)
+    progress = _Progress()
+    cells: list[dict[str, Any]] = [c for c in old_cells if c.get("scale") not in scales]
     total = 0
     for s in scales:
-        bench = BenchmarkSet(root=hr_dir, name=None, scale=s)
-        dataset = args.dataset_name or bench.dataset_name
-        index["dataset"] = dataset
+        bench = benches[s]
         settings = preset.settings_for(s)
+        total += len(bench) * len(settings)
         bar = tqdm(
             total=len(bench) * len(settings),
             desc=f"{preset.name} x{s}",
@@ -234,26 +387,40 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
         )
         folders = {i: out / f"x{s}" / st.label for i, st in enumerate(settings)}
         images: dict[int, list[str]] = {i: [] for i in folders}
-        for item in bench:
-            hr = item.hr.to(device).unsqueeze(0)
+        for n in range(len(bench)):
+            name = bench.names[n]
+            todo = []
             for i in range(len(settings)):
-                lr = preset.degrade(hr, scale=s, setting_index=i, dataset=dataset, stem=item.name).lr[0]
-                _write(folders[i] / f"{item.name}.{fmt}", lr, fmt)
-                images[i].append(item.name)
-                bar.update(1)
-                total += 1
+                if (folders[i] / f"{name}.{fmt}").exists() and not args.overwrite:
+                    progress.kept += 1
+                    if name in previous.get((s, i), ()):
+                        images[i].append(name)
+                else:
+                    todo.append(i)
+            item = _load(bench, n, progress) if todo else None
+            if todo and item is None:
+                progress.failed += len(todo) - 1  # one line per image, counted per file
+            if item is not None:
+                hr = item.hr.to(device).unsqueeze(0)
+                for i in todo:
+                    lr = preset.degrade(hr, scale=s, setting_index=i, dataset=dataset, stem=item.name).lr[0]
+                    folders[i].mkdir(parents=True, exist_ok=True)
+                    _write(folders[i] / f"{item.name}.{fmt}", lr)
+                    images[i].append(item.name)
+                    progress.written += 1
+            bar.update(len(settings))
         bar.close()
         for i, st in enumerate(settings):
-            index["cells"].append(
+            cells.append(
                 {
                     "scale": s,
                     "setting_index": i,
                     **st.as_dict(),
                     "folder": str(folders[i].relative_to(out)),
-                    "images": images[i],
+                    "images": sorted(images[i]),
                 }
             )
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "index.json", index)
-    print(f"wrote {total} LR images ({len(index['cells'])} cells of {preset.name}) to {out}")
-    return 0
+    index["cells"] = cells
+    _write_json(index_path, index)
+    print(f"{progress.summary('LR images', out)} ({len(cells)} cells of {preset.name})")
+    return _exit_code(progress, total)

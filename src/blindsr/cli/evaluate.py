@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -87,7 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the model for the DMSR noise-free cells (the paper's DMSR-nf row): auto (default: the card's "
         "noise-free variant, if any), none (use -m), a zoo name or a .safetensors file",
     )
-    p.add_argument("--json", metavar="FILE", help="write one record per cell as JSON")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write one record per cell as JSON (checked before the run; an existing file needs --overwrite)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     oracle = p.add_argument_group("MRDA teacher (oracle evaluation: it uses the HR image or the true kernel)")
@@ -274,6 +278,11 @@ def run(args: argparse.Namespace) -> int:
     from blindsr.eval.report import format_table
 
     preset = get_eval_preset(args.protocol)
+    report = None
+    if args.json:
+        from blindsr.files import check_output_file
+
+        report = check_output_file(args.json, overwrite=args.overwrite, suffixes=(".json",), flag="--json")
     device = torch.device(args.device)
     teacher: _Teacher | None = None
     if args.teacher_run is not None and args.model is not None:
@@ -345,9 +354,8 @@ def run(args: argparse.Namespace) -> int:
         f"(blindsr {blindsr.__version__}, torch {torch.__version__}, {args.device})",
         file=sys.stderr,
     )
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        records = [c.record() for c in cells]
-        path.write_text(json.dumps(records, indent=2) + "\n")
+    if report is not None:
+        from blindsr.files import atomic_write_json
+
+        atomic_write_json(report, [c.record() for c in cells])
     return 0

@@ -15,7 +15,11 @@ in blindsr/zoo/cards.py must carry.
 
 The run's config.yaml rebuilds the method, which says which networks it releases and how they are built; the
 weights are RUN_DIR/final/ema.safetensors when present (the EMA average), else RUN_DIR/final/networks.safetensors.
-The file's metadata also records the run folder, the sha256 of its config.yaml and the training step."""
+The file's metadata also records the run folder, the sha256 of its config.yaml and the training step.
+
+FILE is checked before anything is built: it may not be a folder or a file of the run (e.g. RUN_DIR/final/
+networks.safetensors); an existing FILE is replaced only with --overwrite, and only when it is a .safetensors file;
+only FILE's own folder is created."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a finished run folder (with final/)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the .safetensors file to write")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .safetensors file to write")
     p.add_argument("--network", metavar="NAME", help="which network to export (default: the method's only one)")
     p.add_argument(
         "--ema",
@@ -41,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--card", metavar="NAME", help="the model card name the file is for, e.g. dmsr-x4.iso-noise")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE (never one of the run's files)")
     p.set_defaults(func=run)
 
 
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.config import load_config
     from blindsr.engine.checkpoint import load_network_weights
+    from blindsr.files import check_output_file
     from blindsr.methods import build_method
     from blindsr.zoo import save_release, sha256_file
 
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise CLIError(f"{run_dir} is not a run folder (no config.yaml)")
+    run_files = [p for p in run_dir.rglob("*") if p.is_file()]
+    args.output = check_output_file(args.output, inputs=run_files, overwrite=args.overwrite, suffixes=(".safetensors",))
     final = run_dir / "final"
     ema = args.ema if args.ema is not None else (final / "ema.safetensors").is_file()
     source = final / ("ema.safetensors" if ema else "networks.safetensors")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 _DESCRIPTION = """Export a model to ONNX: input lr (N, 3, H, W) float32 RGB in [0, 1], with dynamic batch, height and
@@ -15,7 +16,9 @@ version and the sha256 of the source weights.
 
 After exporting, the command runs the graph with ONNX Runtime (CPU) on inputs of other sizes than the traced one
 (1x3x37x53 and 2x3x64x48), prints the max |ONNX - PyTorch| of every output and fails, without writing FILE, when one
-is above --tolerance. The file is written atomically (temporary file, then rename).
+is above --tolerance. The file is written atomically (temporary file, then rename). FILE is checked first: it may
+not be the model file or a folder; an existing FILE is replaced only with --overwrite and only when it is an .onnx
+file; only its own folder is created.
 
 Exporter: the TorchScript-based one (torch's dynamo=False, "legacy") by default: on DMSR it exported 13-56x faster
 than the torch.export-based one, with the same errors; --dynamo selects the latter (needs onnxscript). Needs the
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-m", "--model", required=True, metavar="MODEL", help="a zoo name (see `blindsr models`) or a .safetensors file"
     )
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
     p.add_argument(
         "--opset", type=int, default=None, help="ONNX opset (default 17 with the legacy exporter, 18 with --dynamo)"
     )
@@ -59,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T",
         help="largest max |ONNX - PyTorch| accepted per output (default 1e-4)",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE (only an .onnx file)")
     p.set_defaults(func=run, dynamo=False)
 
 
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         0 on success (errors a user can fix raise ``CLIError``, printed by the main CLI as one line).
     """
     from blindsr.cli.main import CLIError
+    from blindsr.files import check_output_file
     from blindsr.zoo.onnx import (
         DEFAULT_TOLERANCE,
         OnnxDependencyError,
@@ -82,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     )
 
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
-    if not tolerance > 0:
-        raise CLIError(f"--tolerance must be positive, got {args.tolerance}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise CLIError(f"--tolerance must be a positive number, got {args.tolerance}")
+    inputs = [args.model] if Path(args.model).exists() else []
+    args.output = check_output_file(args.output, inputs=inputs, overwrite=args.overwrite, suffixes=(".onnx",))
     try:
         require_onnx(runtime=args.check, dynamo=args.dynamo)
         result = export_model(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -17,7 +16,11 @@ the one of SR papers: both images rounded to 8 bits, luma Y of MATLAB rgb2ycbcr 
 averaged (never a pooled MSE). Other protocols: sr-y-uint8 (Y rounded: older MATLAB tables), sr-y-nocrop, rgb.
 
 SR files may carry a suffix after the stem (e.g. baby_x4.png for baby.png): pass --suffix _x4.
-.npy SR files (float32 HxWx3) are accepted and rounded to 8 bits by the protocol."""
+.npy SR files (float32 HxWx3) are accepted and rounded to 8 bits by the protocol.
+
+An image that cannot be read, or whose size does not match, is reported on one line and left out of the mean
+(exit status 1). The --json target is checked before any image is scored: it may not be an input, a folder, or an
+existing file that is not JSON; an existing JSON file needs --overwrite; only its own folder is created."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("alex", "vgg"),
         help="also compute LPIPS (needs converted weights, see `blindsr lpips-convert --help`)",
     )
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write the results as JSON (an infinite PSNR, identical images, is written as null); an existing file is "
+        "replaced only with --overwrite, and never when it is an input or not a .json file",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the mean")
     p.set_defaults(func=run)
 
@@ -51,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     from blindsr.cli.main import CLIError
     from blindsr.data.benchmark import BenchmarkSet
-    from blindsr.data.io import list_images, read_image
+    from blindsr.data.io import ImageReadError, list_images, read_image
+    from blindsr.files import atomic_write_json, check_output_file
     from blindsr.metrics import get_metric_protocol, psnr_and_ssim
 
     protocol = get_metric_protocol(args.protocol)
@@ -61,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")
     bench = BenchmarkSet(root=Path(args.hr_dir), name=None, scale=args.scale)
+    report = None
+    if args.json:
+        inputs = [*bench.paths, *list_images(sr_dir, include_npy=True)]
+        report = check_output_file(
+            args.json, inputs=inputs, overwrite=args.overwrite, suffixes=(".json",), flag="--json"
+        )
     sr_files: dict[str, Path] = {}
     for path in list_images(sr_dir, include_npy=True):
         stem = path.stem
@@ -89,8 +105,15 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, float]] = {}
     failed: list[str] = []
     for name in pairs:
-        hr = bench[name].hr
-        sr = read_image(sr_files[name])
+        try:
+            hr = bench[name].hr
+            sr = read_image(sr_files[name])
+        except (ImageReadError, ValueError, OSError) as e:
+            failed.append(name)
+            reason = e.reason if isinstance(e, ImageReadError) else (str(e).strip() or type(e).__name__)
+            where = e.path if isinstance(e, ImageReadError) else sr_files[name]
+            print(f"error: {where}: {reason.splitlines()[0]}; skipped", file=sys.stderr)
+            continue
         if sr.shape[-2:] != hr.shape[-2:]:
             failed.append(name)
             print(
@@ -125,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {len(missing)} HR image(s) without SR: {', '.join(missing[:10])}", file=sys.stderr)
     if extra:
         print(f"warning: {len(extra)} SR image(s) without HR: {', '.join(extra[:10])}", file=sys.stderr)
-    if args.json:
+    if report is not None:
         out: dict[str, Any] = {
             "mean": mean,
             "images": results,
@@ -136,7 +159,5 @@ def run(args: argparse.Namespace) -> int:
             "unpaired_sr": extra,
             "failed": failed,
         }
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_json(report, out)
     return 1 if failed else 0

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import blindsr
+from blindsr.files import OutputError, make_parent
 from blindsr.nets.dmsr import MetaDeblur
 from blindsr.nets.layers.dynamic_conv import Padding
 from blindsr.zoo.weights import LoadedModel, load_model, sha256_file
@@ -536,7 +537,7 @@ def export_onnx(
     shapes = PARITY_SHAPES if shapes is None else shapes  # read at call time, so tests can make them smaller
     trace_shape = TRACE_SHAPE if trace_shape is None else trace_shape
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target)
     tmp = target.with_name(f".{target.name}.tmp")
     generator = torch.Generator().manual_seed(1234)
     start = time.perf_counter()
@@ -577,6 +578,8 @@ def export_onnx(
                     parity,
                 )
         os.replace(tmp, target)
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {_first_line(e)}") from e
     finally:
         tmp.unlink(missing_ok=True)
     return OnnxExport(

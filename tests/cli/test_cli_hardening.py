@@ -1,0 +1,401 @@
+"""No command destroys data, numbers are checked at the edge, and a bad model file is one clear line.
+
+Each test is a case a hostile user found (the hardening issue): the command must refuse (exit 2, one line, no
+traceback) or report per file (exit 1) and leave every input byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blindsr.cli.main import main
+from blindsr.nets.dmsr import DMSRNet
+from blindsr.zoo import save_release
+
+ROOT = Path(__file__).resolve().parents[2]
+TOY = ROOT / "configs" / "toy" / "x2.yaml"
+FAST = [
+    *("--set", "train.total_steps=2", "--set", "validation.every=0", "--set", "log.progress=false"),
+    *("--set", "method.options.n_feats=4", "--set", "data.patch_size=32", "--set", "data.batch_size=2"),
+    *("--set", "train.device=cpu"),
+]
+KWARGS: dict[str, Any] = {"scale": 2, "n_feats": 8, "n_groups": 1, "n_blocks": 1, "extractor_channels": 8}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path: what 'nothing was touched' compares."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _hr(root: Path, n: int = 3, size: int = 24) -> Path:
+    hr = root / "HR"
+    hr.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(hr / f"img{i}.png")
+    return hr
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+DEGRADE = ["--scale", "2", "--kernel-sigma", "1.0", "-q"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# degrade: the output folder and existing files
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_degrade_refuses_an_output_folder_that_is_inside_or_contains_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    hr = _hr(tmp_path / "set")
+    before = _digest(tmp_path)
+    out = {"same": hr, "inside": hr / "lr", "contains": tmp_path / "set"}[where]
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 2
+    _one_line_error(capsys, "-o", "input")
+    assert _digest(tmp_path) == before and not (hr / "lr").exists()
+
+
+def test_degrade_keeps_existing_outputs_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hr = _hr(tmp_path)
+    out = tmp_path / "lr"
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 0
+    first = _digest(out)
+    marker = out / "img1.png"
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(marker)  # the user's edit of one output
+    edited = marker.read_bytes()
+    capsys.readouterr()
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 0
+    assert "kept 3 existing" in capsys.readouterr().out
+    assert marker.read_bytes() == edited  # not replaced
+    index = json.loads((out / "degradation.json").read_text())
+    assert [e["stem"] for e in index["images"]] == ["img0", "img1", "img2"]
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE, "--overwrite"]) == 0
+    assert _digest(out) == first
+
+
+def test_degrade_refuses_a_folder_made_with_other_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hr = _hr(tmp_path)
+    out = tmp_path / "lr"
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 0
+    before = _digest(out)
+    capsys.readouterr()
+    assert main(["degrade", str(hr), "-o", str(out), "--scale", "2", "--kernel-sigma", "2.0", "-q"]) == 2
+    _one_line_error(capsys, "other settings", "kernel", "--overwrite")
+    assert _digest(out) == before
+
+
+def test_degrade_one_bad_image_does_not_stop_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hr = _hr(tmp_path)
+    (hr / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    out = tmp_path / "lr"
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "1 of 4 failed" in captured.err
+    assert "Traceback" not in captured.err
+    assert sorted(p.name for p in out.glob("*.png")) == ["img0.png", "img1.png", "img2.png"]
+
+
+def test_degrade_preset_guards_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hr = _hr(tmp_path, size=24)
+    before = _digest(hr)
+    assert main(["degrade", str(hr), "-o", str(hr / "cells"), "--preset", "dmsr-grid", "--scale", "2", "-q"]) == 2
+    _one_line_error(capsys, "inside the input")
+    assert _digest(hr) == before
+    out = tmp_path / "cells"
+    assert main(["degrade", str(hr), "-o", str(out), "--preset", "dmsr-grid", "--scale", "2", "-q"]) == 0
+    first = _digest(out)
+    capsys.readouterr()
+    assert main(["degrade", str(hr), "-o", str(out), "--preset", "dmsr-grid", "--scale", "2", "-q"]) == 0
+    assert "kept 21 existing" in capsys.readouterr().out and _digest(out) == first
+    index = json.loads((out / "index.json").read_text())
+    assert all(cell["images"] == ["img0", "img1", "img2"] for cell in index["cells"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# degrade: numbers at the edge
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--scale", "2", "--kernel-sigma", "nan"], "--kernel-sigma must be a finite number"),
+        (["--scale", "2", "--kernel-sigma", "inf"], "--kernel-sigma must be a finite number"),
+        (["--scale", "2", "--kernel-sigma", "1", "--kernel-size", "20001"], "--kernel-size must be an odd integer"),
+        (["--scale", "2", "--aniso", "1", "1", "nan"], "--aniso THETA_DEG must be a finite number"),
+        (["--scale", "2", "--aniso", "1", "-1", "0"], "--aniso L2 must be > 0"),
+        (["--scale", "2", "--kernel-sigma", "1", "--noise", "nan"], "--noise must be a finite number"),
+        (["--scale", "2", "--kernel-sigma", "1", "--noise", "1000"], "--noise is on the 0-255 scale"),
+        (["--scale", "0", "--kernel-sigma", "1"], "--scale must be an integer in 1..16"),
+        (["--scale", "100000", "--kernel-sigma", "1"], "--scale must be an integer in 1..16"),
+    ],
+)
+def test_degrade_numbers_are_checked_with_the_flag_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    hr = _hr(tmp_path)
+    out = tmp_path / "lr"
+    assert main(["degrade", str(hr), "-o", str(out), "-q", *args]) == 2
+    _one_line_error(capsys, needle)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# metrics --json / eval --json
+
+
+@pytest.fixture
+def scored(tmp_path: Path) -> tuple[Path, Path]:
+    """An HR folder and an SR folder of the same three images (PSNR is then infinite)."""
+    hr = _hr(tmp_path / "set")
+    sr = tmp_path / "sr"
+    sr.mkdir()
+    for path in hr.iterdir():
+        (sr / path.name).write_bytes(path.read_bytes())
+    return hr, sr
+
+
+def test_metrics_json_never_replaces_an_input(
+    tmp_path: Path, scored: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hr, sr = scored
+    before = _digest(tmp_path)
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(sr / "img0.png"), "--overwrite"]) == 2
+    _one_line_error(capsys, "--json", "is an input")
+    assert _digest(tmp_path) == before
+
+
+def test_metrics_json_into_a_folder_is_one_line_before_the_work(
+    tmp_path: Path, scored: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hr, sr = scored
+    target = tmp_path / "reports"
+    target.mkdir()
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(target)]) == 2
+    err = _one_line_error(capsys, "is a folder")
+    assert "mean over" not in err and not any(target.iterdir())
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", f"{tmp_path}/new/"]) == 2
+    _one_line_error(capsys, "is a folder")
+
+
+def test_metrics_json_creates_only_its_own_folder(
+    tmp_path: Path, scored: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hr, sr = scored
+    deep = tmp_path / "nonexistent" / "dir" / "m.json"
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(deep)]) == 2
+    _one_line_error(capsys, "does not exist", "only the file's own folder is created")
+    assert not (tmp_path / "nonexistent").exists()
+    one_level = tmp_path / "reports" / "m.json"
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(one_level), "-q"]) == 0
+    data = json.loads(one_level.read_text())  # strict JSON: the infinite PSNR of identical images is null
+    assert data["images"]["img0"]["psnr"] is None and data["mean"]["ssim"] == pytest.approx(1.0)
+    assert "Infinity" not in one_level.read_text()
+
+
+def test_metrics_json_existing_needs_overwrite_and_other_files_are_never_replaced(
+    tmp_path: Path, scored: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hr, sr = scored
+    report = tmp_path / "m.json"
+    report.write_text('{"old": true}\n')
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(report)]) == 2
+    _one_line_error(capsys, "exists; use --overwrite")
+    assert json.loads(report.read_text()) == {"old": True}
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(report), "--overwrite", "-q"]) == 0
+    assert "images" in json.loads(report.read_text())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(notes), "--overwrite"]) == 2
+    _one_line_error(capsys, "not a .json file")
+    assert notes.read_text() == "my notes\n"
+
+
+def test_metrics_an_unreadable_sr_image_is_one_line_and_the_rest_is_scored(
+    scored: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hr, sr = scored
+    (sr / "img1.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "img1.png" in captured.err
+    assert "mean over 2 images" in captured.out
+
+
+def test_eval_json_is_checked_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"keep me")
+    args = ["eval", "-m", "bicubic", "--protocol", "gaussian8-x4", "--data-root", str(tmp_path)]
+    assert main([*args, "--json", str(image), "--overwrite"]) == 2
+    _one_line_error(capsys, "not a .json file")
+    assert image.read_bytes() == b"keep me"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export / export-onnx
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "toy"
+    assert main(["train", str(TOY), *FAST, "--run-dir", str(run)]) == 0
+    return run
+
+
+def test_export_never_writes_onto_the_runs_own_weights(
+    finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _digest(finished_run)
+    target = finished_run / "final" / "networks.safetensors"
+    assert main(["export", str(finished_run), "-o", str(target), "--overwrite"]) == 2
+    _one_line_error(capsys, "is an input")
+    assert _digest(finished_run) == before
+
+
+def test_export_existing_file_needs_overwrite(
+    tmp_path: Path, finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(finished_run), "-o", str(out)]) == 0
+    first = out.read_bytes()
+    out.write_bytes(b"someone else's file")
+    capsys.readouterr()
+    assert main(["export", str(finished_run), "-o", str(out)]) == 2
+    _one_line_error(capsys, "exists; use --overwrite")
+    assert out.read_bytes() == b"someone else's file"
+    assert main(["export", str(finished_run), "-o", str(out), "--overwrite"]) == 0
+    assert out.read_bytes() == first
+
+
+@pytest.mark.parametrize("kind", ["folder", "trailing-slash", "parent-is-a-file", "two-levels-missing"])
+def test_export_bad_targets_are_one_line(
+    tmp_path: Path, finished_run: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = {
+        "folder": str(tmp_path),
+        "trailing-slash": f"{tmp_path}/new/",
+        "parent-is-a-file": str(blocker / "m.safetensors"),
+        "two-levels-missing": str(tmp_path / "a" / "b" / "m.safetensors"),
+    }[kind]
+    assert main(["export", str(finished_run), "-o", target]) == 2
+    _one_line_error(capsys, target.rstrip("/").split("/")[-1] if kind != "parent-is-a-file" else "not a folder")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "new").exists()
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("release") / "tiny.safetensors"
+    save_release(DMSRNet(**KWARGS), path, arch="dmsr", arch_kwargs=KWARGS, scale=2)
+    return path
+
+
+def test_export_onnx_never_replaces_its_model(release: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = release.read_bytes()
+    assert main(["export-onnx", "-m", str(release), "-o", str(release), "--overwrite", "--no-check"]) == 2
+    _one_line_error(capsys)
+    assert release.read_bytes() == before
+
+
+def test_export_onnx_existing_file_needs_overwrite(
+    tmp_path: Path, release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old graph")
+    assert main(["export-onnx", "-m", str(release), "-o", str(out), "--no-check"]) == 2
+    _one_line_error(capsys, "exists; use --overwrite")
+    assert out.read_bytes() == b"old graph"
+    assert main(["export-onnx", "-m", str(release), "-o", str(tmp_path / "d") + "/", "--no-check"]) == 2
+    _one_line_error(capsys, "is a folder")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# model files that lie about themselves
+
+
+def _forged(path: Path, *, arch_kwargs: dict[str, Any], scale: int = 2, int8: bool = False) -> Path:
+    """A release file of the tiny DMSR with edited metadata or weights, written without save_release's checks."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in DMSRNet(**KWARGS).state_dict().items()}
+    if int8:
+        state = {k: (v * 100).round().clamp(-128, 127).to(torch.int8) for k, v in state.items()}
+    meta = {"format": "blindsr-model", "arch": "dmsr", "arch_kwargs": json.dumps(arch_kwargs), "scale": str(scale)}
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def _upscale_with(model: str, tmp_path: Path) -> int:
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(image)
+    return main(["upscale", str(image), "-o", str(tmp_path / "out"), "-m", model, "--tile", "0", "-q"])
+
+
+def test_int8_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _forged(tmp_path / "int8.safetensors", arch_kwargs=KWARGS, int8=True)
+    assert _upscale_with(str(model), tmp_path) == 2
+    _one_line_error(capsys, "int8", "floating weights")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"n_feats": -8}, "n_feats must be an integer in 1..1024, got -8"),
+        ({"n_feats": 10**6}, "n_feats must be an integer in 1..1024"),
+        ({"n_feats": 1024, "n_groups": 128, "n_blocks": 128}, "above the limit"),
+        ({"kernel_size": 14}, "kernel size must be a positive odd integer"),
+        ({"n_feats": "wide"}, "n_feats must be an integer"),
+    ],
+)
+def test_absurd_arch_kwargs_are_refused_before_allocating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], needle: str
+) -> None:
+    model = _forged(tmp_path / "edited.safetensors", arch_kwargs={**KWARGS, **change})
+    assert _upscale_with(str(model), tmp_path) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_a_metadata_scale_that_disagrees_with_the_network_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _forged(tmp_path / "scale.safetensors", arch_kwargs=KWARGS, scale=4)
+    assert _upscale_with(str(model), tmp_path) == 2
+    _one_line_error(capsys, "metadata says scale 4", "x2")
+
+
+def test_a_folder_passed_as_model_says_it_is_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "myrun"
+    run.mkdir()
+    (run / "config.yaml").write_text("experiment: x\n")
+    assert _upscale_with(str(run), tmp_path) == 2
+    _one_line_error(capsys, "is a folder", "blindsr export")
+
+
+def test_train_with_a_negative_width_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", str(TOY), *FAST, "--set", "method.options.n_feats=-8", "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 2
+    _one_line_error(capsys, "n_feats must be an integer in 1..1024, got -8")
