@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from blindsr.nets.layers.dynamic_conv import Padding, dynamic_filter
 from blindsr.nets.layers.rcan import ResidualGroup, Upsampler
-from blindsr.ops.checks import check_image_batch, check_odd_kernel_size
+from blindsr.ops.checks import MAX_DEPTH, MAX_KERNEL, MAX_WIDTH, check_counts, check_image_batch, check_odd_kernel_size
 from blindsr.types import Scale
 
 __all__ = [
@@ -319,6 +319,11 @@ class DMSRNet(nn.Module):
         img_range: Literal[1, 255] = 255,
     ) -> None:
         super().__init__()
+        check_counts("DMSRNet", maximum=MAX_WIDTH, n_feats=n_feats, extractor_channels=extractor_channels)
+        check_counts("DMSRNet", maximum=MAX_WIDTH, reduction=reduction)
+        check_counts("DMSRNet", maximum=MAX_DEPTH, n_groups=n_groups, n_blocks=n_blocks)
+        check_counts("DMSRNet", maximum=MAX_KERNEL, kernel_size=kernel_size, mnm_kernel_size=mnm_kernel_size)
+        check_counts("DMSRNet", minimum=2, maximum=8, scale=scale)
         if not 0 <= n_mbm <= 3:
             raise ValueError(f"n_mbm must be 0, 1, 2 or 3, got {n_mbm}")
         if noise_input not in ("map", "sigma"):

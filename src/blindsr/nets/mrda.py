@@ -69,7 +69,7 @@ from torch import Tensor, nn
 from blindsr.nets.dasr import DAConv
 from blindsr.nets.layers.dynamic_depthwise import DepthwiseBranch, KernelSource
 from blindsr.nets.layers.rcan import Upsampler
-from blindsr.ops.checks import check_image_batch, check_odd_kernel_size
+from blindsr.ops.checks import MAX_DEPTH, MAX_KERNEL, MAX_WIDTH, check_counts, check_image_batch, check_odd_kernel_size
 from blindsr.ops.resize import Border, bicubic_upscale
 from blindsr.types import Scale
 
@@ -189,6 +189,8 @@ class MetaLearningNetwork(nn.Module):
     ) -> None:
         super().__init__()
         _check_scale(scale)
+        check_counts("MetaLearningNetwork", maximum=MAX_WIDTH, n_feats=n_feats)
+        check_counts("MetaLearningNetwork", maximum=MAX_DEPTH, n_body=n_body)
         if skip_border not in ("replicate", "symmetric"):
             raise ValueError(f"skip_border must be 'replicate' or 'symmetric', got {skip_border!r}")
         self.scale = scale
@@ -508,6 +510,11 @@ class RDAN(nn.Module):
     ) -> None:
         super().__init__()
         _check_scale(scale)
+        check_counts("RDAN", maximum=MAX_WIDTH, n_feats=n_feats, rdam_channels=rdam_channels)
+        check_counts("RDAN", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
+        check_counts("RDAN", maximum=MAX_DEPTH, n_blocks=n_blocks)
+        check_counts("RDAN", maximum=MAX_WIDTH, da_reduction=da_reduction)
+        check_counts("RDAN", maximum=MAX_KERNEL, kernel_size=kernel_size, rdam_kernel_size=rdam_kernel_size)
         if kernel == "static" and modulation != "da":
             raise ValueError(
                 f"kernel='static' with modulation={modulation!r} leaves the IDR unused; use modulation='da' (S5)"
@@ -610,6 +617,9 @@ class MRDATeacher(nn.Module):
         blur_kernel_size: int = 21,
     ) -> None:
         super().__init__()
+        check_counts("MRDATeacher", maximum=MAX_WIDTH, den_channels=den_channels, mln_channels=mln_channels)
+        check_counts("MRDATeacher", maximum=MAX_KERNEL, blur_kernel_size=blur_kernel_size)
+        check_counts("MRDATeacher", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
         if idr_source not in ("mln", "kernel"):
             raise ValueError(f"idr_source must be 'mln' or 'kernel', got {idr_source!r}")
         self.scale = scale
@@ -705,6 +715,8 @@ class MRDAStudent(nn.Module):
         da_reduction: int = 8,
     ) -> None:
         super().__init__()
+        check_counts("MRDAStudent", maximum=MAX_WIDTH, den_channels=den_channels)
+        check_counts("MRDAStudent", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
         self.scale = scale
         self.den = DegradationExtractionNetwork(in_channels=3, channels=den_channels, idr_dim=idr_dim)
         self.rdan = RDAN(

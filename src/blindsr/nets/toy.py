@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from blindsr.ops.checks import MAX_DEPTH, MAX_WIDTH, check_counts
 from blindsr.ops.resize import bicubic_upscale
 
 __all__ = ["ToySR"]
@@ -30,8 +31,9 @@ class ToySR(nn.Module):
 
     def __init__(self, *, scale: int, n_feats: int = 32, n_blocks: int = 4) -> None:
         super().__init__()
-        if scale < 1:
-            raise ValueError(f"scale must be >= 1, got {scale}")
+        check_counts("ToySR", maximum=8, scale=scale)
+        check_counts("ToySR", maximum=MAX_WIDTH, n_feats=n_feats)
+        check_counts("ToySR", minimum=0, maximum=MAX_DEPTH, n_blocks=n_blocks)
         self.scale = scale
         self.head = nn.Conv2d(3, n_feats, 3, padding=1)
         self.body = nn.Sequential(*(_ResBlock(n_feats) for _ in range(n_blocks)))

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import torch
 
-__all__ = ["check_image_batch", "check_odd_kernel_size", "check_per_sample"]
+MAX_WIDTH: Final = 1024
+"""Largest channel count a network constructor accepts (the papers use 64-256)."""
+MAX_DEPTH: Final = 128
+"""Largest number of blocks or groups a network constructor accepts (the papers use up to 27)."""
+MAX_KERNEL: Final = 63
+"""Largest kernel side a network constructor accepts (the papers use 1-21)."""
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_KERNEL",
+    "MAX_WIDTH",
+    "check_counts",
+    "check_image_batch",
+    "check_odd_kernel_size",
+    "check_per_sample",
+]
 
 
 def check_image_batch(x: torch.Tensor, *, name: str = "image", channels: int | None = None) -> None:
@@ -55,3 +72,20 @@ def check_per_sample(values: torch.Tensor, batch: int, *, name: str) -> None:
     """
     if values.ndim != 1 or values.shape[0] != batch:
         raise ValueError(f"{name} must have shape ({batch},) (one value per sample), got {tuple(values.shape)}")
+
+
+def check_counts(owner: str, *, minimum: int = 1, maximum: int, **values: object) -> None:
+    """Check that each of `values` (network widths, depths, ...) is an integer in ``minimum..maximum``.
+
+    Constructors call this first, so a configuration or a model file with ``n_feats: -8`` or ``n_feats: 10**6``
+    fails with one line naming the argument, instead of a shape error deep inside torch or gigabytes allocated.
+
+    >>> check_counts("DMSRNet", maximum=1024, n_feats=64)
+    >>> check_counts("DMSRNet", maximum=1024, n_feats=-8)
+    Traceback (most recent call last):
+    ...
+    ValueError: DMSRNet: n_feats must be an integer in 1..1024, got -8
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ValueError(f"{owner}: {name} must be an integer in {minimum}..{maximum}, got {value!r}")

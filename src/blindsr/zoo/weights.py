@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import torch
 from torch import Tensor, nn
@@ -105,24 +105,37 @@ def _no_rng_side_effects() -> Iterator[None]:
         yield
 
 
+MAX_PARAMETERS: Final = 200_000_000
+"""Largest network a model file may describe (800 MB in float32; the papers' largest has about 16 M). Checked on
+the meta device before anything is allocated, so a file with absurd ``arch_kwargs`` cannot ask for gigabytes."""
+
+
 def _build(arch: str, arch_kwargs: Mapping[str, Any], *, meta: bool = False) -> nn.Module:
-    """``ARCHS[arch](**arch_kwargs)``; on the meta device (no memory, no init cost) when `meta` and possible."""
+    """``ARCHS[arch](**arch_kwargs)``, validated first on the meta device (no memory, no init cost): the constructor's
+    own argument checks and :data:`MAX_PARAMETERS`. Returns the meta-device module when `meta`.
+
+    Raises:
+        WeightsError: unknown architecture, arguments the constructor refuses, or a network above the size limit.
+    """
     if arch not in ARCHS:
         raise WeightsError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)}); is blindsr up to date?")
     constructor = ARCHS[arch]
     try:
         with _no_rng_side_effects():
-            if meta:
-                try:
-                    with torch.device("meta"):
-                        return constructor(**arch_kwargs)
-                except TypeError:
-                    raise
-                except Exception:  # a constructor that needs real data (e.g. .item()) is built on the CPU instead
-                    pass
-            return constructor(**arch_kwargs)
-    except TypeError as e:
-        raise WeightsError(f"cannot build {arch!r} with arch_kwargs {dict(arch_kwargs)}: {e}") from e
+            with torch.device("meta"):
+                skeleton = constructor(**arch_kwargs)
+            n_params = sum(p.numel() for p in skeleton.parameters())
+            if n_params > MAX_PARAMETERS:
+                raise WeightsError(
+                    f"{arch}(**{dict(arch_kwargs)}) would have {n_params:,} parameters, above the limit of "
+                    f"{MAX_PARAMETERS:,}; the file's arch_kwargs are damaged or not meant for this tool"
+                )
+            return skeleton if meta else constructor(**arch_kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        if isinstance(e, WeightsError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"cannot build {arch!r} with arch_kwargs {dict(arch_kwargs)}: {first}") from e
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -162,7 +175,7 @@ def save_release(
 
     Args:
         module: the trained network.
-        path: the ``.safetensors`` file to write; parent folders are created.
+        path: the ``.safetensors`` file to write; its own folder is created (not more: see blindsr.files).
         arch: key into :data:`blindsr.nets.ARCHS`.
         arch_kwargs: exactly the constructor's keyword arguments (JSON-serialisable).
         scale: the upscaling factor (must equal ``arch_kwargs["scale"]`` when present).
@@ -177,8 +190,11 @@ def save_release(
 
     Raises:
         ValueError: bad arguments, or a state dict that does not match the architecture.
+        blindsr.files.OutputError: the file cannot be written (a ValueError; nothing is left behind).
     """
     from safetensors.torch import save
+
+    from blindsr.files import atomic_write_bytes
 
     kwargs_json = _normalised_kwargs(arch_kwargs)
     if arch_kwargs.get("scale", scale) != scale:
@@ -214,17 +230,7 @@ def save_release(
         **extra,
     }
     data = _canonical_safetensors(save(state, metadata=metadata))
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -267,6 +273,13 @@ def read_release_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 def _read_info(path: Path) -> _ReleaseInfo:
     from safetensors import safe_open
 
+    if path.is_dir():
+        hint = (
+            f"; a training run? export it with `blindsr export {path} -o FILE`"
+            if (path / "config.yaml").is_file()
+            else ""
+        )
+        raise WeightsError(f"{path} is a folder, not a model file (give a .safetensors file or a zoo name){hint}")
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found")
     try:
@@ -287,6 +300,13 @@ def _read_info(path: Path) -> _ReleaseInfo:
         raise WeightsError(f"{path}: incomplete blindsr metadata ({type(e).__name__}: {e})") from e
     if not isinstance(arch_kwargs, dict):
         raise WeightsError(f"{path}: arch_kwargs metadata is not a JSON object")
+    if "scale" in arch_kwargs and arch_kwargs["scale"] != scale:
+        raise WeightsError(
+            f"{path}: its metadata says scale {scale} but the network (arch_kwargs) upscales x{arch_kwargs['scale']}; "
+            "the file is damaged or was edited: re-export it with `blindsr export`"
+        )
+    if not 1 <= scale <= 8:
+        raise WeightsError(f"{path}: metadata scale {scale} is not a super-resolution factor (1..8)")
     return _ReleaseInfo(arch=arch, arch_kwargs=arch_kwargs, scale=scale, metadata=metadata)
 
 
@@ -353,6 +373,7 @@ def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
         or "/" in name_or_path
         or os.sep in name_or_path
         or Path(name_or_path).is_file()
+        or Path(name_or_path).is_dir()
     )
 
 
@@ -404,7 +425,11 @@ def load_model(
     model = _build(info.arch, info.arch_kwargs)
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors' own errors for truncated data
+        raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
+    _check_dtypes(path, state, model)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -422,6 +447,28 @@ def load_model(
         path=path,
         metadata=MappingProxyType(info.metadata),
     )
+
+
+_WEIGHT_DTYPES: Final = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_dtypes(path: Path, state: Mapping[str, Tensor], model: nn.Module) -> None:
+    """Refuse tensors whose dtype the architecture cannot use: a floating parameter stored as int8 (say) would be
+    cast silently by ``load_state_dict`` and give black images; an integer buffer must stay an integer."""
+    expected = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for key, tensor in state.items():
+        want = expected.get(key)
+        if want is None:
+            continue  # the strict load reports unexpected keys
+        if want.is_floating_point() and tensor.dtype not in _WEIGHT_DTYPES:
+            raise WeightsError(
+                f"{path}: tensor {key!r} is {tensor.dtype}, but the architecture needs floating weights "
+                "(float16, bfloat16 or float32); quantised files are not supported"
+            )
+        if not want.is_floating_point() and tensor.is_floating_point():
+            raise WeightsError(f"{path}: tensor {key!r} is {tensor.dtype}, but the architecture stores {want.dtype}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{path}: tensor {key!r} holds NaN or infinite values; the file is damaged")
 
 
 def list_models() -> list[dict[str, Any]]:
