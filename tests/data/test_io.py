@@ -219,9 +219,12 @@ def test_read_16bit_gray_png_and_big_endian_tiff(tmp_path: Path) -> None:
     Image.fromarray(deep.astype(">u2")).save(tmp_path / "g16b.tif")
     assert torch.equal(read_image(tmp_path / "g16b.tif"), expected)
 
-    int32 = Image.fromarray(np.array([[-5, 65535, 70000]], dtype=np.int32))  # mode "I": clipped to [0, 65535]
-    int32.save(tmp_path / "i.tif")
-    assert read_image(tmp_path / "i.tif")[0].tolist() == [[0.0, 1.0, 1.0]]
+    # mode "I" (32-bit integer): 16-bit data in a 32-bit container is read as 16-bit; other ranges are refused
+    Image.fromarray(np.array([[0, 13107, 65535]], dtype=np.int32)).save(tmp_path / "i.tif")
+    assert torch.equal(read_image(tmp_path / "i.tif")[0], torch.tensor([[0.0, 13107.0, 65535.0]]) / 65535)
+    Image.fromarray(np.array([[-5, 65535, 70000]], dtype=np.int32)).save(tmp_path / "wide.tif")
+    with pytest.raises(ImageReadError, match=r"32-bit integer pixels range over -5\.\.70000, outside 0\.\.65535"):
+        read_image(tmp_path / "wide.tif")
 
 
 def test_read_bilevel_and_cmyk(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ import dataclasses
 import os
 import re
 import secrets
+import struct
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +89,25 @@ _WRITE_FORMATS: Final[dict[str, str]] = {
 _UINT16_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ORIENTATION_TAG: Final = 0x0112  # EXIF Orientation; values 5-8 swap width and height
 
+# What decoders (Pillow's plugins, numpy, zlib, struct, the 16-bit PNG decoder below) raise for bad data; each
+# reader turns these into one-line ImageReadErrors, so a bad file never stops a batch
+_DECODE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    OverflowError,
+    struct.error,
+    zlib.error,
+)
+
+
+class _ReasonError(ValueError):
+    """Bad data found by this module's own checks; its message is the whole one-line reason of the ImageReadError."""
+
 
 class ImageReadError(Exception):
     """An image file exists but cannot be decoded (not an image, truncated, empty, too large, ...).
@@ -134,12 +155,18 @@ def read_image(path: PathLike) -> Tensor:
 
     This reader serves benchmarks, metrics and training, so it always returns three colour channels:
 
-    - gray (``L``, ``1``, 16-bit ``I;16``/``I;16B``/``I``) is replicated to R = G = B;
+    - gray (``L``, ``1``, 16-bit ``I;16``/``I;16B``, 32-bit ``I`` and ``F``) is replicated to R = G = B;
     - alpha (``LA``, ``PA``, ``RGBA``, palette transparency) is **dropped**, not composited: the colour values under
       transparent pixels are kept as stored;
     - palette (``P``), ``CMYK`` and other modes are converted to RGB by Pillow;
-    - 16-bit gray is divided by 65535 (``I`` is clipped to [0, 65535] first); 8-bit data by 255. Pillow itself opens
-      16-bit *colour* PNGs as 8-bit, so those lose their low byte;
+    - 8-bit data is divided by 255, 16-bit gray by 65535. Pillow itself opens 16-bit *colour* PNGs as 8-bit, so
+      those lose their low byte;
+    - 32-bit integer gray (``I``, e.g. a 32-bit integer TIFF) is divided by 65535 when all its values lie in
+      [0, 65535] (16-bit data in a 32-bit container, also how Pillow opens 16-bit PGM); any other range has no
+      known scale and is refused;
+    - 32-bit **float** gray (``F``, a one-channel float TIFF) is taken as values in [0, 1]: values outside are
+      clipped to [0, 1], NaN is refused. Float TIFFs with more than one channel, or 16/64-bit floats, cannot be
+      opened by Pillow and are refused with a reason naming the TIFF's sample format;
     - the EXIF orientation tag is applied (``PIL.ImageOps.exif_transpose``), so H and W are as displayed;
     - multi-frame files (GIF, APNG, TIFF) give their first frame.
 
@@ -173,8 +200,8 @@ def read_image_uint8(path: PathLike) -> Tensor:
     """Read an image file as a ``(3, H, W)`` uint8 RGB tensor: the compact form for in-memory caches.
 
     Same decoding rules as :func:`read_image` (gray → RGB, alpha dropped, EXIF orientation applied). 8-bit files
-    give their stored pixels without any float round trip; 16-bit files and ``.npy`` arrays are quantised with
-    :func:`float_to_uint8` (MATLAB rounding, ``.npy`` values clipped to [0, 1]). For 8-bit files,
+    give their stored pixels without any float round trip; 16-bit and float files and ``.npy`` arrays are quantised
+    with :func:`float_to_uint8` (MATLAB rounding, ``.npy`` values clipped to [0, 1]). For 8-bit files,
     ``read_image_uint8(p).float() / 255`` equals ``read_image(p)`` exactly.
 
     Args:
@@ -251,23 +278,87 @@ def _read_pil(path: Path) -> np.ndarray:
             ImageOps.exif_transpose(img, in_place=True)
             return _pil_to_pixels(img)
     except UnidentifiedImageError as error:
-        raise ImageReadError(path, "not an image (format not recognised)") from error
+        raise ImageReadError(path, _unidentified_reason(path)) from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, _too_large_reason(error)) from error
-    except (OSError, SyntaxError, EOFError, ValueError, IndexError, KeyError) as error:
-        # Pillow reports bad data with all of these, depending on the plugin
-        message = _first_line(error)
-        reason = "truncated" if "truncated" in message.lower() else "corrupt or unsupported image data"
-        raise ImageReadError(path, f"{reason} ({message})") from error
+    except _ReasonError as error:
+        raise ImageReadError(path, str(error)) from error
+    except _DECODE_ERRORS as error:
+        raise ImageReadError(path, _decode_reason(error)) from error
+
+
+def _decode_reason(error: Exception) -> str:
+    # Pillow reports bad data with any of _DECODE_ERRORS, depending on the plugin
+    message = _first_line(error)
+    reason = "truncated" if "truncated" in message.lower() else "corrupt or unsupported image data"
+    return f"{reason} ({message})"
+
+
+_TIFF_SAMPLE_FORMATS: Final = {1: "unsigned integer", 2: "signed integer", 3: "float"}
+
+
+def _unidentified_reason(path: Path) -> str:
+    """Why Pillow recognised no format: for a TIFF it names the sample format Pillow has no mode for."""
+    generic = "not an image (format not recognised)"
+    from PIL import TiffImagePlugin
+
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if head[:4] not in (b"II*\0", b"MM\0*"):
+                return generic
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
+            fh.seek(ifd.next)
+            ifd.load(fh)
+        samples = int(_first_value(ifd.get(277, 1)))
+        bits = sorted({int(b) for b in np.atleast_1d(ifd.get(258, 1))})
+        sample_format = int(_first_value(ifd.get(339, 1)))
+    except _DECODE_ERRORS:
+        return "corrupt or unsupported TIFF (Pillow cannot open it)"
+    kind = _TIFF_SAMPLE_FORMATS.get(sample_format, f"sample format {sample_format}")
+    depth = "/".join(str(b) for b in bits)
+    reason = f"unsupported TIFF pixel format: {samples} channel(s) of {depth}-bit {kind} (Pillow cannot open it)"
+    if sample_format == 3:
+        reason += "; float TIFFs are read with one 32-bit channel only: save it as such, as a 16-bit PNG, or as .npy"
+    return reason
+
+
+def _first_value(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _deep_gray(img: PILImage.Image) -> tuple[np.ndarray, int] | None:
+    """(H, W) float32 in [0, 1] and its bit depth for the gray modes deeper than 8 bits; None for other modes.
+
+    ``I;16*`` → /65535 (16); ``I`` → /65535 if all values are in [0, 65535], else refused (16); ``F`` → clipped
+    to [0, 1], NaN refused (32).
+    """
+    mode = img.mode
+    if mode in _UINT16_MODES:
+        return np.array(img, dtype=np.float32) / np.float32(65535.0), 16
+    if mode == "I":
+        values = np.array(img, dtype=np.int64)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > 65535:
+            raise _ReasonError(
+                f"32-bit integer pixels range over {low}..{high}, outside 0..65535, so their scale is unknown; "
+                "convert the image to 16 bits, or to 32-bit float in [0, 1]"
+            )
+        return values.astype(np.float32) / np.float32(65535.0), 16
+    if mode == "F":
+        values = np.array(img, dtype=np.float32)
+        if np.isnan(values).any():
+            raise _ReasonError("float pixels contain NaN values")
+        return np.clip(values, np.float32(0.0), np.float32(1.0)), 32
+    return None
 
 
 def _pil_to_pixels(img: PILImage.Image) -> np.ndarray:
-    """uint8 (H, W) / (H, W, 3), or float32 (H, W) in [0, 1] for 16-bit and 32-bit integer gray."""
+    """uint8 (H, W) / (H, W, 3), or float32 (H, W) in [0, 1] for 16-bit, 32-bit integer and float gray."""
     mode = img.mode
-    if mode in _UINT16_MODES:
-        return np.array(img, dtype=np.float32) / np.float32(65535.0)
-    if mode == "I":
-        return np.clip(np.array(img, dtype=np.float32), 0.0, 65535.0) / np.float32(65535.0)
+    deep = _deep_gray(img)
+    if deep is not None:
+        return deep[0]
     if mode == "1":
         return np.array(img, dtype=np.uint8) * np.uint8(255)
     if mode in ("L", "LA", "La"):
@@ -338,10 +429,10 @@ def image_size(path: PathLike) -> tuple[int, int]:
             width, height = img.size
             orientation = _header_orientation(img)
     except UnidentifiedImageError as error:
-        raise ImageReadError(path, "not an image (format not recognised)") from error
+        raise ImageReadError(path, _unidentified_reason(path)) from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, _too_large_reason(error)) from error
-    except (OSError, SyntaxError, EOFError, ValueError) as error:
+    except _DECODE_ERRORS as error:
         raise ImageReadError(path, f"corrupt image header ({_first_line(error)})") from error
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
@@ -647,7 +738,8 @@ class LoadedImage:
         rgb: (3, H, W) float32 in [0, 1] (gray images are replicated to R = G = B); what a model consumes.
         alpha: (1, H, W) float32 in [0, 1], or None.
         mode: ``"gray"``, ``"gray_alpha"``, ``"rgb"`` or ``"rgba"``: what an output of this image is written as.
-        bit_depth: 8 or 16 for integer pixels; 32 for float32 arrays (:func:`loaded_from_array`).
+        bit_depth: 8 or 16 for integer pixels; 32 for float pixels (float TIFFs, Pillow ``F`` images, float arrays
+            from :func:`loaded_from_array`).
         format: the source file's format as Pillow names it (``"PNG"``, ``"JPEG"``, ...), or None.
         exif: raw EXIF data to write with the output (orientation already applied and removed), or None.
         icc_profile: the ICC colour profile to write with the output, or None.
@@ -677,12 +769,18 @@ def read_image_any(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_
 
     The counterpart of :func:`write_image_like`, for tools that give users back the kind of image they gave:
 
-    - ``1``, ``L``, ``I;16*``, ``I`` → ``"gray"`` (16-bit for the ``I`` modes); ``LA`` → ``"gray_alpha"``;
-      ``RGBA``, ``PA`` and palette or RGB images with a transparent colour → ``"rgba"``; everything else (``RGB``,
-      palette, CMYK, YCbCr, ...) → ``"rgb"``.
+    - ``1``, ``L``, ``I;16*``, ``I``, ``F`` → ``"gray"`` (16-bit for the ``I`` modes, 32 for ``F``); ``LA`` →
+      ``"gray_alpha"``; ``RGBA``, ``PA`` and palette or RGB images with a transparent colour → ``"rgba"``;
+      everything else (``RGB``, palette, CMYK, YCbCr, ...) → ``"rgb"``.
+    - Values as in :func:`read_image`: 32-bit integer gray (``I``) must lie in [0, 65535] and is read as 16-bit;
+      32-bit float gray (``F``, one-channel float TIFFs) is read as values in [0, 1], clipped to [0, 1], and gives
+      ``bit_depth`` 32, which :func:`write_image_like` writes back as a float TIFF (or 16-bit PNG).
     - 16-bit colour and gray+alpha PNGs (which Pillow opens as 8-bit) are decoded here with numpy, keeping all 16
       bits (non-interlaced files; Adam7-interlaced ones fall back to Pillow's 8-bit decoding). This decoder is
-      plain Python for PNG's Average and Paeth row filters: up to a few seconds per megapixel.
+      plain Python for PNG's Average and Paeth row filters: about 1 s per megapixel. It checks every chunk's CRC,
+      inflates no more image data than the header implies, refuses an ICC profile (``iCCP``) that is corrupt or
+      inflates beyond Pillow's limit for such chunks (``PIL.PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB), and reports
+      any malformed data as an :class:`ImageReadError`.
     - The EXIF orientation is applied to the pixels and removed from the kept EXIF.
 
     Args:
@@ -724,13 +822,13 @@ def read_image_any(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_
                 img.load()
                 loaded = _loaded_from_pil(img, transpose=True)
     except UnidentifiedImageError as error:
-        raise ImageReadError(path, "not an image (format not recognised)") from error
+        raise ImageReadError(path, _unidentified_reason(path)) from error
     except Image.DecompressionBombError as error:
         raise ImageReadError(path, _too_large_reason(error)) from error
-    except (OSError, SyntaxError, EOFError, ValueError, IndexError, KeyError) as error:
-        message = _first_line(error)
-        reason = "truncated" if "truncated" in message.lower() else "corrupt or unsupported image data"
-        raise ImageReadError(path, f"{reason} ({message})") from error
+    except _ReasonError as error:
+        raise ImageReadError(path, str(error)) from error
+    except _DECODE_ERRORS as error:
+        raise ImageReadError(path, _decode_reason(error)) from error
     if min(loaded.height, loaded.width) < min_side:
         raise ImageReadError(
             path, f"too small ({loaded.width}x{loaded.height} px; at least {min_side} px per side are needed)"
@@ -758,10 +856,9 @@ def _loaded_from_pil(img: PILImage.Image, *, transpose: bool) -> LoadedImage:
     icc = img.info.get("icc_profile") or None
     mode = img.mode
     has_transparency = "transparency" in img.info
-    if mode in _UINT16_MODES or mode == "I":
-        gray = np.array(img, dtype=np.float32)
-        pixels = np.clip(gray, 0.0, 65535.0)[:, :, None] / np.float32(65535.0)
-        return _loaded(pixels, "gray", 16, fmt, exif, icc)
+    deep = _deep_gray(img)
+    if deep is not None:
+        return _loaded(deep[0][:, :, None], "gray", deep[1], fmt, exif, icc)
     if mode == "1":
         img = img.convert("L")
     elif mode in ("P", "PA"):
@@ -820,28 +917,76 @@ def _png16_header(path: Path) -> tuple[int, int, int] | None:
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    import zlib
-
+    """The (type, body) chunks of a PNG up to IEND, every CRC checked; _ReasonError for anything malformed."""
     if data[:8] != _PNG_SIGNATURE:
-        raise ValueError("not a PNG file")
+        raise _ReasonError("not a PNG file")
     chunks, pos = [], 8
     while pos < len(data):
         if pos + 12 > len(data):
-            raise ValueError("image file is truncated (incomplete chunk)")
+            raise _ReasonError("truncated (incomplete PNG chunk)")
         length = int.from_bytes(data[pos : pos + 4], "big")
+        if length > 0x7FFFFFFF:
+            raise _ReasonError(f"corrupt PNG chunk length {length:,} (more than 2^31 - 1)")
         kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         crc = data[pos + 8 + length : pos + 12 + length]
         if len(body) != length or len(crc) != 4:
-            raise ValueError("image file is truncated (incomplete chunk)")
+            raise _ReasonError("truncated (incomplete PNG chunk)")
         if zlib.crc32(kind + body) != int.from_bytes(crc, "big"):
-            raise ValueError(f"broken PNG chunk {kind.decode('latin-1')!r} (CRC mismatch)")
+            raise _ReasonError(f"corrupt PNG chunk {kind.decode('latin-1')!r} (CRC mismatch)")
         chunks.append((kind, body))
         pos += 12 + length
         if kind == b"IEND":
             break
     if not chunks or chunks[-1][0] != b"IEND":
-        raise ValueError("image file is truncated (no IEND chunk)")
+        raise _ReasonError("truncated (no PNG IEND chunk)")
+    if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        raise _ReasonError("corrupt PNG header (the first chunk is not a 13-byte IHDR)")
     return chunks
+
+
+def _inflate_idat(chunks: list[tuple[bytes, bytes]], expected: int) -> bytes:
+    """The first `expected` bytes of the concatenated IDAT stream: never more is inflated (a bomb stops there)."""
+    inflater = zlib.decompressobj()
+    out = bytearray()
+    for kind, body in chunks:
+        if kind != b"IDAT":
+            continue
+        pending = body
+        while pending and len(out) < expected:  # max_length > 0 always: 0 would mean "no limit"
+            out += inflater.decompress(pending, expected - len(out))
+            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        if len(out) >= expected or inflater.eof:
+            break
+    if len(out) < expected:
+        raise _ReasonError(f"truncated (PNG image data ends after {len(out):,} of {expected:,} bytes)")
+    return bytes(out)
+
+
+def _inflate_iccp(body: bytes) -> bytes:
+    """An iCCP chunk's profile, inflated to at most Pillow's limit for such chunks (``MAX_TEXT_CHUNK``, 1 MiB)."""
+    from PIL import PngImagePlugin
+
+    limit = int(PngImagePlugin.MAX_TEXT_CHUNK)
+    separator = body.find(b"\0")
+    if not 0 <= separator <= 79 or len(body) < separator + 2:
+        raise _ReasonError("corrupt iCCP chunk (no end to the profile name)")
+    if body[separator + 1] != 0:
+        raise _ReasonError(f"corrupt iCCP chunk (unknown compression method {body[separator + 1]})")
+    inflater = zlib.decompressobj()
+    try:
+        profile = inflater.decompress(body[separator + 2 :], limit)
+    except zlib.error as error:
+        raise _ReasonError(f"corrupt iCCP chunk ({error})") from error
+    if inflater.unconsumed_tail or (len(profile) >= limit and not inflater.eof):
+        raise _ReasonError(
+            f"ICC profile too large (the iCCP chunk inflates to more than {limit:,} bytes, the limit set by "
+            "PIL.PngImagePlugin.MAX_TEXT_CHUNK)"
+        )
+    if not inflater.eof:
+        raise _ReasonError("corrupt iCCP chunk (the compressed profile is incomplete)")
+    return profile
 
 
 def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
@@ -860,7 +1005,7 @@ def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
         elif kind in (3, 4):
             out[y] = np.frombuffer(_unfilter_sequential(kind, line.tobytes(), prev.tobytes(), bpp), dtype=np.uint8)
         else:
-            raise ValueError(f"corrupt PNG data (filter type {kind} in row {y})")
+            raise _ReasonError(f"corrupt PNG image data (filter type {kind} in row {y})")
         prev = out[y]
     return out
 
@@ -881,26 +1026,29 @@ def _unfilter_sequential(kind: int, line: bytes, prev: bytes, bpp: int) -> bytea
 
 
 def _read_png16(path: Path) -> LoadedImage:
-    import zlib
+    """Decode a non-interlaced 16-bit colour or gray+alpha PNG.
 
+    Malformed data raises _ReasonError from the checks here, or one of _DECODE_ERRORS from below (Pillow's EXIF
+    parser); read_image_any turns both into ImageReadError.
+    """
     chunks = _png_chunks(path.read_bytes())
     header = chunks[0][1]
     width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    if header[8] != 16 or header[9] not in _PNG16_CHANNELS or header[12] != 0 or width == 0 or height == 0:
+        raise _ReasonError("corrupt PNG header (not a 16-bit colour or gray+alpha image)")
     channels = _PNG16_CHANNELS[header[9]]
     stride = width * channels * 2
     try:
-        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+        raw = _inflate_idat(chunks, height * (stride + 1))
     except zlib.error as error:
-        raise ValueError(f"corrupt PNG image data ({error})") from error
-    if len(raw) < height * (stride + 1):
-        raise ValueError("image file is truncated (missing rows)")
-    data = _unfilter(raw[: height * (stride + 1)], height, stride, channels * 2)
+        raise _ReasonError(f"corrupt PNG image data ({error})") from error
+    data = _unfilter(raw, height, stride, channels * 2)
     pixels = data.view(">u2").reshape(height, width, channels)
     icc = exif = None
     for kind, body in chunks:
-        if kind == b"iCCP":
-            icc = zlib.decompress(body[body.index(b"\0") + 2 :])
-        elif kind == b"eXIf":
+        if kind == b"iCCP" and icc is None:  # at most one is allowed; further ones are ignored, not inflated
+            icc = _inflate_iccp(body)
+        elif kind == b"eXIf" and exif is None:
             exif = body
     orientation = 1
     if exif:
@@ -938,8 +1086,6 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 def _encode_png16(pixels: np.ndarray, *, exif: bytes | None, icc_profile: bytes | None) -> bytes:
     """(H, W, C) uint16 with C = 1..4 → 16-bit PNG bytes (per row the filter with the smallest sum, as libpng)."""
-    import zlib
-
     height, width, channels = pixels.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     bpp = 2 * channels
@@ -989,6 +1135,7 @@ def loaded_from_pil(image: PILImage.Image) -> LoadedImage:
 
     Raises:
         TypeError: `image` is not a Pillow image.
+        ValueError: its pixels have no [0, 1] reading (``I`` values outside [0, 65535], NaN in ``F``).
     """
     if not is_pil_image(image):
         raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
@@ -999,14 +1146,17 @@ def loaded_from_pil(image: PILImage.Image) -> LoadedImage:
 
 
 def loaded_to_pil(image: LoadedImage) -> PILImage.Image:
-    """A :class:`LoadedImage` as a Pillow image of its mode: ``L``, ``LA``, ``RGB``, ``RGBA``, or ``I;16`` for 16-bit
-    gray. Pillow has no 16-bit colour modes, so 16-bit colour is quantised to 8 bits. EXIF and ICC profile are put
-    in ``info``."""
+    """A :class:`LoadedImage` as a Pillow image of its mode: ``L``, ``LA``, ``RGB``, ``RGBA``, ``I;16`` for 16-bit
+    gray, or ``F`` (float32 clipped to [0, 1]) for float gray. Pillow has no 16-bit or float colour modes, so deeper
+    colour is quantised to 8 bits. EXIF and ICC profile are put in ``info``."""
     from PIL import Image
 
-    bits = 16 if image.bit_depth > 8 and image.mode == "gray" else 8
-    pixels = _quantised_pixels(image, bits=bits)
-    pil = Image.fromarray(pixels[:, :, 0].astype("<u2") if bits == 16 else _squeeze(pixels))
+    if image.bit_depth == 32 and image.mode == "gray":
+        pil = Image.fromarray(_float_gray(image))
+    else:
+        bits = 16 if image.bit_depth > 8 and image.mode == "gray" else 8
+        pixels = _quantised_pixels(image, bits=bits)
+        pil = Image.fromarray(pixels[:, :, 0].astype("<u2") if bits == 16 else _squeeze(pixels))
     if image.icc_profile:
         pil.info["icc_profile"] = image.icc_profile
     if image.exif:
@@ -1056,17 +1206,29 @@ def _squeeze(pixels: np.ndarray) -> np.ndarray:
 
 
 def _float_pixels(image: LoadedImage, *, mode: ImageMode | None = None) -> np.ndarray:
-    """(H, W, C) float32 in the channel layout of `mode` (default: the image's); gray is BT.601 luma."""
+    """(H, W, C) float32 in the channel layout of `mode` (default: the image's); gray is BT.601 luma, or exactly
+    the one channel when R = G = B (a gray image as read), so gray round-trips bit for bit."""
     mode = mode or image.mode
     rgb = image.rgb.detach().to("cpu", torch.float32)
     if mode in ("gray", "gray_alpha"):
-        colour = (_LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]).unsqueeze(0)
+        if torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2]):
+            colour = rgb[:1]
+        else:
+            colour = (_LUMA[0] * rgb[0] + _LUMA[1] * rgb[1] + _LUMA[2] * rgb[2]).unsqueeze(0)
     else:
         colour = rgb
     if mode in ("gray_alpha", "rgba"):
         alpha = image.alpha if image.alpha is not None else torch.ones_like(rgb[:1])
         colour = torch.cat([colour, alpha.detach().to("cpu", torch.float32)], dim=0)
     return np.ascontiguousarray(colour.permute(1, 2, 0).numpy())
+
+
+def _float_gray(image: LoadedImage) -> np.ndarray:
+    """(H, W) float32 gray clipped to [0, 1]: what a float TIFF or a Pillow ``F`` image of `image` holds."""
+    pixels = _float_pixels(image, mode="gray")[:, :, 0]
+    if np.isnan(pixels).any():
+        raise ValueError("image contains NaN values")
+    return np.ascontiguousarray(np.clip(pixels, np.float32(0.0), np.float32(1.0)))
 
 
 def _quantised_pixels(image: LoadedImage, *, bits: int, mode: ImageMode | None = None) -> np.ndarray:
@@ -1087,7 +1249,9 @@ _GRAY_FORMATS: Final = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tif
 
 def format_can_hold(suffix: str, *, mode: ImageMode, bit_depth: int) -> bool:
     """Whether :func:`write_image_like` can write an image of this mode and bit depth to `suffix` without loss of
-    kind: alpha needs PNG, WebP or TIFF; gray stays gray except in WebP; 16 bits need PNG (or TIFF for gray).
+    kind: alpha needs PNG, WebP or TIFF; gray stays gray except in WebP; more than 8 bits (16, or 32 for float) need
+    PNG, which stores them as 16 bits, or TIFF for gray, which stores 16-bit gray as 16 bits and float gray as
+    32-bit float.
 
     >>> format_can_hold(".jpg", mode="rgba", bit_depth=8), format_can_hold(".png", mode="rgb", bit_depth=16)
     (False, True)
@@ -1109,9 +1273,11 @@ def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -
 
     The extension chooses the format. Where it cannot hold the image's kind (see :func:`format_can_hold`), the
     nearest it can is written: JPEG and BMP drop the alpha channel, WebP stores gray as RGB, and 16-bit data is
-    quantised to 8 bits outside PNG (and TIFF for gray). Gray is written from the BT.601 luma of ``rgb``. 16-bit
-    colour PNGs are encoded here (Pillow cannot write them); everything else by Pillow. Quantisation rounds like
-    MATLAB (``floor(x·peak + 0.5)``).
+    quantised to 8 bits outside PNG (and TIFF for gray). Float images (``bit_depth`` 32, e.g. read from a float
+    TIFF) are written as a 32-bit float TIFF with values clipped to [0, 1] when gray and the extension is
+    ``.tif``/``.tiff``, as 16-bit PNG (any mode), and as 8-bit elsewhere (colour or alpha TIFFs included).
+    Gray is written from the BT.601 luma of ``rgb``. 16-bit colour PNGs are encoded here (Pillow cannot write
+    them); everything else by Pillow. Quantisation rounds like MATLAB (``floor(x·peak + 0.5)``).
 
     Args:
         path: destination; parent folders are created; an existing file is replaced only once the new one is
@@ -1144,8 +1310,12 @@ def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -
         mode = "gray" if mode == "gray_alpha" else "rgb"
     if mode in ("gray", "gray_alpha") and suffix not in _GRAY_FORMATS:
         mode = "rgb" if mode == "gray" else "rgba"
-    bits = 16 if image.bit_depth > 8 and format_can_hold(suffix, mode=mode, bit_depth=16) else 8
-    pixels = _quantised_pixels(image, bits=bits, mode=mode)
+    if image.bit_depth == 32 and mode == "gray" and suffix in (".tif", ".tiff"):
+        bits = 32
+        pixels = _float_gray(image)[:, :, None]  # float32 (H, W, 1) in [0, 1]: Pillow mode "F"
+    else:
+        bits = 16 if image.bit_depth > 8 and format_can_hold(suffix, mode=mode, bit_depth=16) else 8
+        pixels = _quantised_pixels(image, bits=bits, mode=mode)
     pil_format = _WRITE_FORMATS[suffix]
 
     def save(file: BinaryIO) -> None:
