@@ -399,3 +399,28 @@ def test_train_with_a_negative_width_is_one_line(tmp_path: Path, capsys: pytest.
     args = ["train", str(TOY), *FAST, "--set", "method.options.n_feats=-8", "--run-dir", str(tmp_path / "run")]
     assert main(args) == 2
     _one_line_error(capsys, "n_feats must be an integer in 1..1024, got -8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# analyze -o
+
+
+def test_analyze_never_writes_its_plot_onto_an_input_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(image)
+    before = image.read_bytes()
+    argv = ["analyze", "rdam", "-m", "mrda-x4", "-i", str(image), "-o", str(image), "--overwrite", "-q"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "is an input")
+    assert image.read_bytes() == before
+
+
+def test_analyze_keeps_an_existing_plot_and_its_companions_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "kernels.png"
+    (tmp_path / "kernels.csv").write_text("mine\n")
+    argv = ["analyze", "kernels", "-m", "dmsr-x4", "--data-root", str(tmp_path), "-o", str(out), "-q"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "kernels.csv exists; use --overwrite")
+    assert (tmp_path / "kernels.csv").read_text() == "mine\n" and not out.exists()

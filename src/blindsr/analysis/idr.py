@@ -184,7 +184,9 @@ class IDRAnalysis:
             "knn_k": q.k,
         }
         arrays.update({k: np.asarray(v) for k, v in extra.items()})
-        np.savez(path, **arrays)
+        from blindsr.files import atomic_write
+
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def analyze_idr(

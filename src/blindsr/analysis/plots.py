@@ -55,9 +55,9 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, format="png", dpi=fig.dpi)
+    from blindsr.files import atomic_write
+
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=fig.dpi))
 
 
 def _wrap(text: str, width_inches: float, fontsize: float) -> str:

@@ -119,7 +119,15 @@ def _non_negative(value: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="the PNG to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUT.png",
+        help="the PNG to write; its .npz/.json/.csv companions go beside it",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.png and its companions")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -274,14 +282,52 @@ def _missing(p: argparse.ArgumentParser) -> int:
 # shared helpers
 
 
-def _png(path: Path) -> Path:
-    from blindsr.cli.main import CLIError
+_COMPANIONS = (".npz", ".json", ".csv")
 
-    if path.suffix.lower() != ".png":
-        raise CLIError(f"the output must be a .png file, got {path}")
+
+def _png(args: argparse.Namespace) -> Path:
+    """``-o OUT.png``, checked before any work: a .png that is not an input (``-i``) and, like its .npz/.json/.csv
+    companions, not an existing file unless --overwrite; only its own folder is created."""
+    from blindsr.cli.main import CLIError
+    from blindsr.files import check_output_file
+
+    path: Path = args.output
     if path.is_dir():
         raise CLIError(f"output {path} is a folder")
+    if path.suffix.lower() != ".png":
+        raise CLIError(f"the output must be a .png file, got {path}")
+    inputs = [Path(p) for p in getattr(args, "inputs", None) or []]
+    check_output_file(path, inputs=inputs, overwrite=args.overwrite, suffixes=(".png",))
+    for suffix in _COMPANIONS:
+        companion = path.with_suffix(suffix)
+        if companion.exists():
+            check_output_file(companion, inputs=inputs, overwrite=args.overwrite, suffixes=(suffix,))
     return path
+
+
+def save_npz(path: Path, **arrays: Any) -> None:
+    """``np.savez`` written atomically (temporary file, then rename)."""
+    import numpy as np
+
+    from blindsr.files import atomic_write
+
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    from blindsr.files import atomic_write_json as write
+
+    write(path, obj)
+
+
+def _write_csv(path: Path, rows: list[list[object]]) -> None:
+    import io
+
+    from blindsr.files import atomic_write_text
+
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _need_matplotlib() -> None:
@@ -339,7 +385,7 @@ def run_idr(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.zoo import load_model
 
-    out = _png(args.output)
+    out = _png(args)
     kind: DegradationKind = args.kind or "iso"
     if args.widths is not None and kind != "iso":
         raise CLIError(f"--widths sets iso kernel widths; it cannot be used with --kind {kind}")
@@ -440,7 +486,7 @@ def run_rdam(args: argparse.Namespace) -> int:
     from blindsr.ops.crop import modcrop
     from blindsr.zoo import load_model
 
-    out = _png(args.output)
+    out = _png(args)
     if args.noise and args.degradation is None:
         raise CLIError("--noise needs --degradation (without it the inputs are LR images, used as they are)")
     setting = parse_degradation(args.degradation, noise=args.noise) if args.degradation is not None else None
@@ -506,7 +552,7 @@ def run_rdam(args: argparse.Namespace) -> int:
         map_label="M (mean over RDA convs)",
     )
     npz = out.with_suffix(".npz")
-    np.savez(
+    save_npz(
         npz,
         names=np.array(stems),
         conv_names=np.array(conv_names),
@@ -541,7 +587,7 @@ def run_adaptation(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.degradations import get_eval_preset
 
-    out = _png(args.output)
+    out = _png(args)
     labels = args.labels or []
     if labels and len(labels) != len(args.mlns):
         raise CLIError(f"give one --label per --mln ({len(args.mlns)}), got {len(labels)}")
@@ -609,13 +655,11 @@ def run_adaptation(args: argparse.Namespace) -> int:
         "curves": [c.record() for c in curves],
     }
     json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_json(json_path, record)
     csv_path = out.with_suffix(".csv")
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["step", *(c.label for c in curves)])
-        for k in steps:
-            writer.writerow([k, *(f"{c.mean[k]:.4f}" for c in curves)])
+    _write_csv(
+        csv_path, [["step", *(c.label for c in curves)], *([k, *(f"{c.mean[k]:.4f}" for c in curves)] for k in steps)]
+    )
     print(f"wrote {out}, {json_path} and {csv_path}")
     return 0
 
@@ -637,7 +681,7 @@ def run_kernels(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
     from blindsr.zoo import load_model
 
-    out = _png(args.output)
+    out = _png(args)
     _need_matplotlib()
     device = _device(args.device)
 
@@ -706,25 +750,32 @@ def run_kernels(args: argparse.Namespace) -> int:
         **analysis.summary(),
     }
     json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_json(json_path, record)
     csv_path = out.with_suffix(".csv")
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
-            ["image", "sigma_k", "sigma_n", "true_width", "est_width", "width_error", "kernel_l2", "est_noise"]
+    header: list[object] = [
+        "image",
+        "sigma_k",
+        "sigma_n",
+        "true_width",
+        "est_width",
+        "width_error",
+        "kernel_l2",
+        "est_noise",
+    ]
+    rows: list[list[object]] = [header]
+    for rec in analysis.records:
+        rows.append(
+            [
+                rec.image,
+                f"{rec.sigma_k:g}",
+                f"{rec.sigma_n:g}",
+                f"{rec.true_width:.6f}",
+                f"{rec.est_width:.6f}",
+                f"{rec.width_error:.6f}",
+                f"{rec.kernel_l2:.6f}",
+                f"{rec.est_noise:.4f}",
+            ]
         )
-        for rec in analysis.records:
-            writer.writerow(
-                [
-                    rec.image,
-                    f"{rec.sigma_k:g}",
-                    f"{rec.sigma_n:g}",
-                    f"{rec.true_width:.6f}",
-                    f"{rec.est_width:.6f}",
-                    f"{rec.width_error:.6f}",
-                    f"{rec.kernel_l2:.6f}",
-                    f"{rec.est_noise:.4f}",
-                ]
-            )
+    _write_csv(csv_path, rows)
     print(f"wrote {out}, {json_path} and {csv_path}")
     return 0
