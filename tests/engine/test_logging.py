@@ -104,6 +104,23 @@ def test_resume_appends_to_the_existing_log(tmp_path: Path) -> None:
     assert [(r["step"], r["loss"]) for r in _records(tmp_path)] == [(1, 1.0), (2, 0.9), (3, 0.8)]
 
 
+def test_resume_drops_the_records_of_steps_after_the_start_step(tmp_path: Path) -> None:
+    with RunLogger(run_dir=tmp_path, total_steps=10, progress=False) as logger:
+        for step in range(1, 6):
+            logger.log(step, {"loss": float(step)})
+        logger.message("killed after this")  # step 5
+    with RunLogger(run_dir=tmp_path, total_steps=10, start_step=3, progress=False) as logger:
+        logger.message("resumed")
+        logger.log(4, {"loss": 0.4})
+    assert [(r["step"], r["kind"]) for r in _records(tmp_path)] == [
+        (1, "train"),
+        (2, "train"),
+        (3, "train"),
+        (3, "message"),
+        (4, "train"),
+    ]
+
+
 def test_missing_tensorboard_warns_once_and_continues(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ The run folder (default RUNS_ROOT/EXPERIMENT/STAGE) receives the resolved config
   torchrun --standalone --nproc_per_node=2 -m blindsr.cli.main train configs/toy/x2.yaml   # DDP
 
 An unknown or misspelled key is an error that names the closest valid key. With --resume, the config must match
-the run's saved config.yaml except for train.total_steps (to extend a run)."""
+the run's saved config.yaml except for train.total_steps (to extend a run). One process trains into a run folder at a
+time (a second one is refused); --resume skips a damaged latest checkpoint for the newest intact one, and says so."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,34 +61,56 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from blindsr.cli.main import CLIError
-    from blindsr.config import dump_config, load_config, to_dict
-    from blindsr.engine.loop import fit
-    from blindsr.methods import build_method
+    from blindsr.config import load_config
 
     config_path = Path(args.config)
     cfg = load_config(config_path, overrides=args.overrides)
     if args.resume:
         run_dir = Path(args.resume)
-        saved_path = run_dir / "config.yaml"
-        if not saved_path.is_file():
+        if not (run_dir / "config.yaml").is_file():
             raise CLIError(f"--resume: {run_dir} is not a run folder (no config.yaml)")
-        saved = load_config(saved_path)
+    else:
+        run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.runs_root) / cfg.experiment / cfg.stage
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:
+        return _train(args, cfg, run_dir)
+    # rank 0 holds the run folder's lock from before it reads or writes anything there until training ends
+    from blindsr.engine.runlock import lock_run_folder
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"cannot create the run folder {run_dir} ({e.strerror or e})") from e
+    with lock_run_folder(run_dir):
+        return _train(args, cfg, run_dir)
+
+
+def _train(args: argparse.Namespace, cfg: Any, run_dir: Path) -> int:
+    from blindsr.cli.main import CLIError
+    from blindsr.config import dump_config, load_config, to_dict
+    from blindsr.engine.loop import fit
+    from blindsr.methods import build_method
+
+    config_path = Path(args.config)
+    if args.resume:
+        saved = load_config(run_dir / "config.yaml")
         changed = [k for k in _diff(to_dict(saved), to_dict(cfg)) if k != "train.total_steps"]
         if changed:
             raise CLIError(
                 f"--resume: the config differs from the run's saved config in: {', '.join(changed)}; "
                 "use the same config (or --set those keys back), or start a new --run-dir"
             )
-    else:
-        run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.runs_root) / cfg.experiment / cfg.stage
-        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-            raise CLIError(
-                f"run folder {run_dir} already has checkpoints; continue it with --resume {run_dir}, "
-                "or choose another --run-dir"
-            )
-    if int(os.environ.get("RANK", "0")) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
+    elif (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+        raise CLIError(
+            f"run folder {run_dir} already has checkpoints; continue it with --resume {run_dir}, "
+            "or choose another --run-dir"
+        )
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        try:
+            dump_config(cfg, run_dir / "config.yaml")
+        except OSError as e:
+            raise CLIError(f"could not write {run_dir / 'config.yaml'} ({e.strerror or e})") from e
     method = build_method(cfg)
     result = fit(
         cfg,
@@ -96,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
         config_dir=config_path.resolve().parent,
         stop_after=args.stop_after,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank:
+        loss = f", last loss {result.final_loss:.5f}" if math.isfinite(result.final_loss) else ""
         best = ""
         if result.best_metric is not None:
             best = f", best {cfg.validation.metric} {result.best_metric:.4f} at step {result.best_step}"
-        print(f"{result.steps} steps, last loss {result.final_loss:.5f}{best}; run folder {result.run_dir}")
+        print(f"{result.steps} steps{loss}{best}; run folder {result.run_dir}")
     return 0

@@ -6,9 +6,10 @@ seconds) first, then the values; non-finite values are written as ``null`` so ev
     {"step": 100, "kind": "train", "time": 1732280000.123, "loss": 0.0123, "lr": 0.0002}
     {"step": 100, "kind": "message", "time": 1732280000.456, "text": "saved checkpoint step_00000100"}
 
-The file is opened for appending, so a resumed run continues the log of the interrupted one. Steps logged by the
-interrupted run after its last checkpoint are logged again by the resumed run: readers that want one record per
-``(step, kind)`` keep the last one. A partial last line (a crash in the middle of a write) is cut off on reopening.
+The file is opened for appending, so a resumed run continues the log of the interrupted one. On opening, a partial
+last line (a crash in the middle of a write) is cut off, and so are the records of steps after `start_step`: the
+interrupted run logged them after its last checkpoint, and the resumed run logs them again, so each step appears
+once. Both cuts truncate the file in place (no extra space needed, even on a full disk).
 
 >>> import json, tempfile
 >>> from pathlib import Path
@@ -62,6 +63,8 @@ class RunLogger:
         tensorboard: also write TensorBoard scalars.
         progress: show a tqdm progress bar (on stderr).
 
+    An existing log keeps its records up to `start_step` (see the module's notes); later ones are dropped.
+
     Raises:
         ValueError: `total_steps` or `start_step` is negative, or `start_step` > `total_steps`.
         OSError: the run folder or the log cannot be created.
@@ -93,7 +96,7 @@ class RunLogger:
             return
 
         self._run_dir.mkdir(parents=True, exist_ok=True)
-        self._file = _open_for_append(self._run_dir / LOG_FILENAME)
+        self._file = _open_for_append(self._run_dir / LOG_FILENAME, keep_through=start_step)
         if progress:
             self._bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, leave=True)
         if tensorboard:
@@ -243,24 +246,57 @@ class RunLogger:
         self._file.flush()
 
 
-def _open_for_append(path: Path) -> IO[str]:
-    """Open the log for appending; a partial last line (a crash in mid-write) is cut off first, keeping it JSONL."""
+def _open_for_append(path: Path, *, keep_through: int | None = None) -> IO[str]:
+    """Open the log for appending, after cutting off a partial last line and the records of steps > `keep_through`.
+
+    The records are in step order, so the ones to drop are a tail: the file is read backwards (64 KiB at a time)
+    only as far as the last record to keep, then truncated in place.
+    """
     if path.exists():
         with path.open("r+b") as existing:
             end = existing.seek(0, 2)
-            position = end
-            while position > 0:
-                start = max(0, position - 65536)
-                existing.seek(start)
-                chunk = existing.read(position - start)
-                newline = chunk.rfind(b"\n")
-                if newline >= 0:
-                    position = start + newline + 1
-                    break
-                position = start
-            if position < end:
-                existing.truncate(position)
+            keep = _keep_length(existing, end, keep_through)
+            if keep < end:
+                existing.truncate(keep)
     return path.open("a", encoding="utf-8")
+
+
+def _keep_length(file: IO[bytes], end: int, keep_through: int | None) -> int:
+    """How many leading bytes of the log to keep: whole lines only, and no record of a step after `keep_through`."""
+    buf_start, buf = end, b""  # buf holds the bytes [buf_start, end) read so far
+
+    def newline_before(index: int) -> int:
+        """Absolute position of the last newline before `index`, or -1."""
+        nonlocal buf_start, buf
+        while True:
+            found = buf.rfind(b"\n", 0, max(0, index - buf_start))
+            if found >= 0:
+                return buf_start + found
+            if buf_start == 0:
+                return -1
+            start = max(0, buf_start - 65536)
+            file.seek(start)
+            buf = file.read(buf_start - start) + buf
+            buf_start = start
+
+    keep = newline_before(end) + 1  # drops a partial last line; == end when the file ends with a newline
+    if keep_through is None:
+        return keep
+    while keep > 0:
+        line_start = newline_before(keep - 1) + 1
+        if not _after(buf[line_start - buf_start : keep - buf_start], keep_through):
+            return keep
+        keep = line_start
+    return 0
+
+
+def _after(line: bytes, step: int) -> bool:
+    """Whether a log line is a record of a step after `step` (an unreadable line is kept, not judged)."""
+    try:
+        value = json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(value, int) and not isinstance(value, bool) and value > step
 
 
 def _to_floats(values: Mapping[str, SupportsFloat]) -> dict[str, float]:

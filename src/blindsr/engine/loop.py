@@ -27,12 +27,15 @@ from blindsr.engine.checkpoint import (
     copy_checkpoint,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     load_network_weights,
+    recover_best,
     save_checkpoint,
     save_weights,
 )
 from blindsr.engine.ema import EMA
 from blindsr.engine.optim import build_optimizer, build_scheduler
+from blindsr.engine.runlock import lock_run_folder
 from blindsr.types import Method
 
 __all__ = ["FitResult", "NonFiniteLossError", "fit", "resolve_data_paths"]
@@ -123,11 +126,16 @@ def fit(
 ) -> FitResult:
     """Train `method` as `cfg` says, writing checkpoints and logs to `run_dir`.
 
+    Rank 0 holds the run folder's lock (:mod:`blindsr.engine.runlock`) for the whole call. With `resume`, the newest
+    intact checkpoint is restored (damaged newer ones are moved aside, with a message), an interrupted update of
+    ``best/`` is repaired, and the log loses the records of steps after the restored one. Resuming a run that has
+    already reached ``train.total_steps`` trains nothing and reports the loss saved with its last checkpoint.
+
     Args:
         cfg: the resolved experiment config.
         method: the method (its networks on the CPU, as built).
-        run_dir: the run folder (created; with `resume`, the latest checkpoint there is restored).
-        resume: continue from the latest checkpoint in `run_dir`.
+        run_dir: the run folder (created; with `resume`, the latest intact checkpoint there is restored).
+        resume: continue from the latest intact checkpoint in `run_dir`.
         config_dir: folder of the config file (relative data paths resolve against it).
         stop_after: stop after this many optimiser steps in this call (checkpointing first), e.g. to train in
             chunks or to simulate an interruption in tests. The run can then be resumed.
@@ -137,12 +145,88 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept and named).
-        CheckpointError: a checkpoint could not be written (the previous one survives).
+        CheckpointError: a checkpoint could not be written (the previous one survives), no intact checkpoint to
+            resume from, or another process is training into `run_dir`.
     """
+    info = distributed.setup(cfg.train.device)
+    with contextlib.ExitStack() as stack:
+        stack.callback(distributed.cleanup, info)
+        return _fit(
+            cfg, method, info, stack, run_dir=run_dir, resume=resume, config_dir=config_dir, stop_after=stop_after
+        )
+
+
+def _lock(info: distributed.DistInfo, run_dir: Path, stack: contextlib.ExitStack) -> None:
+    """Rank 0 takes the run folder's lock; every rank learns whether it got it, so all stop together if not."""
+    error: CheckpointError | None = None
+    if info.is_main:
+        try:
+            stack.enter_context(lock_run_folder(run_dir))
+        except CheckpointError as e:
+            error = e
+    if distributed.broadcast_float(info, 0.0 if error else 1.0) < 1.0:
+        raise error or CheckpointError(f"run folder {run_dir} is in use by another training process (seen by rank 0)")
+
+
+def _resume(
+    info: distributed.DistInfo,
+    run_dir: Path,
+    *,
+    networks: nn.ModuleDict,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMA | None,
+    scaler: torch.amp.GradScaler | None,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Rank 0 picks the newest intact checkpoint (and says which it skipped); the other ranks load the same one."""
+    ema_networks = ema.networks if ema else None
+    chosen, state, error = -1, None, None
+    if info.is_main:
+        try:
+            path, state = load_latest_checkpoint(
+                run_dir,
+                networks=networks,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                ema_networks=ema_networks,
+                scaler=scaler,
+                note=notes.append,
+            )
+            chosen = int(state["step"])
+        except Exception as e:  # tell the other ranks before stopping, so that none waits forever
+            error = e
+    chosen = int(distributed.broadcast_float(info, float(chosen)))
+    if error is not None:
+        raise error
+    if chosen < 0:
+        raise CheckpointError(f"--resume: rank 0 found no intact checkpoint in {run_dir / 'checkpoints'}")
+    if state is None:
+        state = load_checkpoint(
+            run_dir / "checkpoints" / f"step_{chosen:08d}",
+            networks=networks,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema_networks=ema_networks,
+            scaler=scaler,
+        )
+    return state
+
+
+def _fit(
+    cfg: ExperimentConfig,
+    method: Method,
+    info: distributed.DistInfo,
+    stack: contextlib.ExitStack,
+    *,
+    run_dir: Path,
+    resume: bool,
+    config_dir: Path | None,
+    stop_after: int | None,
+) -> FitResult:
     from blindsr.data.patch_sampler import PatchSampler
     from blindsr.engine.logging import RunLogger
 
-    info = distributed.setup(cfg.train.device)
     tc = cfg.train
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
@@ -150,6 +234,7 @@ def fit(
         raise ValueError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     device = info.device
     run_dir.mkdir(parents=True, exist_ok=True)
+    _lock(info, run_dir, stack)
 
     sampler = PatchSampler(
         folders=resolve_data_paths(cfg.data.train, config_dir),
@@ -183,21 +268,32 @@ def fit(
     start_step = 0
     best_metric: float | None = None
     best_step: int | None = None
+    last_loss = math.nan
+    notes: list[str] = []
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise CheckpointError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
-        state = load_checkpoint(
-            ckpt,
+        state = _resume(
+            info,
+            run_dir,
             networks=networks,
             optimizer=optimizer,
             scheduler=scheduler,
-            ema_networks=ema.networks if ema else None,
+            ema=ema,
             scaler=scaler,
+            notes=notes,
         )
         start_step = int(state["step"])
         best_metric = state["extra"].get("best_metric")
         best_step = state["extra"].get("best_step")
+        last_loss = float(state["extra"].get("last_loss", math.nan))
+        if start_step > tc.total_steps:
+            raise ValueError(
+                f"--resume: the run is at step {start_step}, beyond train.total_steps={tc.total_steps}; "
+                f"use --set train.total_steps={start_step} or more"
+            )
+    if info.is_main:
+        repaired = recover_best(run_dir / "checkpoints", best_step=best_step)
+        if repaired:
+            notes.append(repaired)
 
     logger = RunLogger(
         run_dir=run_dir,
@@ -207,17 +303,25 @@ def fit(
         tensorboard=cfg.log.tensorboard,
         progress=cfg.log.progress,
     )
+    stack.callback(logger.close)
     logger.message(
         f"{cfg.experiment}/{cfg.stage}: method {cfg.method.name} x{cfg.method.scale} on {device} "
         f"({info.world_size} process{'es' if info.world_size > 1 else ''}), {sampler.num_images} HR images, "
         f"batch {cfg.data.batch_size}x{info.world_size}x{tc.accumulate}, {tc.precision}"
         + (f", resumed at step {start_step}" if resume else "")
     )
+    for line in notes:
+        logger.message(line)
     for line in inits:
         logger.message(f"init: {line}")
 
     def extra() -> dict[str, Any]:
-        return {"best_metric": best_metric, "best_step": best_step, "world_size": info.world_size}
+        return {
+            "best_metric": best_metric,
+            "best_step": best_step,
+            "world_size": info.world_size,
+            "last_loss": last_loss,
+        }
 
     def checkpoint(step: int) -> Path | None:
         path = None
@@ -236,93 +340,99 @@ def fit(
         distributed.barrier(info)
         return path
 
-    last_loss = math.nan
+    def write_final(step: int) -> None:
+        if not info.is_main:
+            return
+        final = run_dir / "final"
+        final.mkdir(exist_ok=True)
+        save_weights(networks, final / "networks.safetensors", metadata={"step": str(step)})
+        if ema is not None:
+            save_weights(ema.networks, final / "ema.safetensors", metadata={"step": str(step)})
+        logger.message(f"done: {step} steps; final weights in {final}")
+
     step = start_step
+    if resume and start_step == tc.total_steps:  # already finished: nothing to train; final/ is (re)written
+        logger.message(f"the run already reached train.total_steps={tc.total_steps}; nothing to train")
+        write_final(step)
+        distributed.barrier(info)
+        return FitResult(run_dir, step, last_loss, best_metric, best_step)
+
     steps_this_call = 0
     t_last, step_last = time.perf_counter(), start_step
-    try:
-        while step < tc.total_steps:
-            networks.train()
-            optimizer.zero_grad(set_to_none=True)
-            logs: dict[str, float] = {}
-            total = 0.0
-            for micro in range(tc.accumulate):
-                hr = sampler.batch(step * tc.accumulate + micro, rank=info.rank).to(device, non_blocking=True)
-                gen = torch.Generator().manual_seed(derive_seed("step", cfg.seed, step, micro, info.rank))
-                with _maybe_no_sync(nets, micro < tc.accumulate - 1), _autocast(device, tc.precision):
-                    out = method.training_step(hr, step=step, generator=gen, nets=nets)
-                    loss = out.loss / tc.accumulate
-                finite = 1.0 if bool(torch.isfinite(out.loss.detach()).all()) else 0.0
-                if distributed.all_min(info, finite) < 1.0:
-                    last = latest_checkpoint(run_dir)
-                    where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-                    shown = ", ".join(f"{k}={float(v):.4g}" for k, v in out.logs.items())
-                    raise NonFiniteLossError(
-                        f"non-finite loss at step {step} ({float(out.loss.detach()):.4g}; {shown}); training stopped, "
-                        f"{where}. Lower train.optimizer.lr, enable train.grad_clip, or check the data."
-                    )
-                with _maybe_no_sync(nets, micro < tc.accumulate - 1):
-                    (scaler.scale(loss) if scaler else loss).backward()
-                total += float(out.loss.detach()) / tc.accumulate
-                for k, v in out.logs.items():
-                    logs[k] = logs.get(k, 0.0) + float(v) / tc.accumulate
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if tc.grad_clip > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(networks.parameters(), tc.grad_clip)
-                logs["grad_norm"] = float(grad_norm)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(networks, step=step)
-            step += 1
-            steps_this_call += 1
-            last_loss = total
+    while step < tc.total_steps:
+        networks.train()
+        optimizer.zero_grad(set_to_none=True)
+        logs: dict[str, float] = {}
+        total = 0.0
+        for micro in range(tc.accumulate):
+            hr = sampler.batch(step * tc.accumulate + micro, rank=info.rank).to(device, non_blocking=True)
+            gen = torch.Generator().manual_seed(derive_seed("step", cfg.seed, step, micro, info.rank))
+            with _maybe_no_sync(nets, micro < tc.accumulate - 1), _autocast(device, tc.precision):
+                out = method.training_step(hr, step=step, generator=gen, nets=nets)
+                loss = out.loss / tc.accumulate
+            finite = 1.0 if bool(torch.isfinite(out.loss.detach()).all()) else 0.0
+            if distributed.all_min(info, finite) < 1.0:
+                last = latest_checkpoint(run_dir)
+                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+                shown = ", ".join(f"{k}={float(v):.4g}" for k, v in out.logs.items())
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step} ({float(out.loss.detach()):.4g}; {shown}); training stopped, "
+                    f"{where}. Lower train.optimizer.lr, enable train.grad_clip, or check the data."
+                )
+            with _maybe_no_sync(nets, micro < tc.accumulate - 1):
+                (scaler.scale(loss) if scaler else loss).backward()
+            total += float(out.loss.detach()) / tc.accumulate
+            for k, v in out.logs.items():
+                logs[k] = logs.get(k, 0.0) + float(v) / tc.accumulate
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if tc.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(networks.parameters(), tc.grad_clip)
+            logs["grad_norm"] = float(grad_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(networks, step=step)
+        step += 1
+        steps_this_call += 1
+        last_loss = total
 
-            if step % cfg.log.every == 0 or step == tc.total_steps:
-                now = time.perf_counter()
-                rate = (step - step_last) / max(now - t_last, 1e-9)
-                t_last, step_last = now, step
-                logger.log(step, {"loss": total, **logs, "lr": optimizer.param_groups[0]["lr"], "it_per_s": rate})
-            logger.update(step, {"loss": total})
+        if step % cfg.log.every == 0 or step == tc.total_steps:
+            now = time.perf_counter()
+            rate = (step - step_last) / max(now - t_last, 1e-9)
+            t_last, step_last = now, step
+            logger.log(step, {"loss": total, **logs, "lr": optimizer.param_groups[0]["lr"], "it_per_s": rate})
+        logger.update(step, {"loss": total})
 
-            saved = False
-            if cfg.validation.every and (step % cfg.validation.every == 0 or step == tc.total_steps):
-                val_nets = ema.networks if ema else networks
-                metric = distributed.broadcast_float(info, _validate(cfg, method, val_nets, info, val_root))
-                logger.log(step, {cfg.validation.metric: metric}, kind="val")
-                if best_metric is None or metric > best_metric:
-                    best_metric, best_step = metric, step
-                    ckpt = checkpoint(step)
-                    saved = True
-                    if ckpt is not None:
-                        copy_checkpoint(ckpt, run_dir / "checkpoints" / "best")
-                    logger.message(f"step {step}: {cfg.validation.metric} {metric:.4f} (best so far)")
-            if not saved and step % cfg.checkpoint.every == 0 and step < tc.total_steps:
-                checkpoint(step)
+        saved = False
+        if cfg.validation.every and (step % cfg.validation.every == 0 or step == tc.total_steps):
+            val_nets = ema.networks if ema else networks
+            metric = distributed.broadcast_float(info, _validate(cfg, method, val_nets, info, val_root))
+            logger.log(step, {cfg.validation.metric: metric}, kind="val")
+            if best_metric is None or metric > best_metric:
+                best_metric, best_step = metric, step
+                ckpt = checkpoint(step)
                 saved = True
-            if stop_after is not None and steps_this_call >= stop_after and step < tc.total_steps:
-                if not saved:
-                    checkpoint(step)
-                logger.message(f"stopped after {steps_this_call} steps at step {step}; resume with --resume")
-                return FitResult(run_dir, step, last_loss, best_metric, best_step)
+                if ckpt is not None:
+                    copy_checkpoint(ckpt, run_dir / "checkpoints" / "best")
+                logger.message(f"step {step}: {cfg.validation.metric} {metric:.4f} (best so far)")
+        if not saved and step % cfg.checkpoint.every == 0 and step < tc.total_steps:
+            checkpoint(step)
+            saved = True
+        if stop_after is not None and steps_this_call >= stop_after and step < tc.total_steps:
+            if not saved:
+                checkpoint(step)
+            logger.message(f"stopped after {steps_this_call} steps at step {step}; resume with --resume")
+            return FitResult(run_dir, step, last_loss, best_metric, best_step)
 
-        final_ckpt = checkpoint(step)
-        if info.is_main and final_ckpt is not None:
-            final = run_dir / "final"
-            final.mkdir(exist_ok=True)
-            save_weights(networks, final / "networks.safetensors", metadata={"step": str(step)})
-            if ema is not None:
-                save_weights(ema.networks, final / "ema.safetensors", metadata={"step": str(step)})
-            logger.message(f"done: {step} steps; final weights in {final}")
-        return FitResult(run_dir, step, last_loss, best_metric, best_step)
-    finally:
-        logger.close()
-        distributed.cleanup(info)
+    checkpoint(step)
+    write_final(step)
+    distributed.barrier(info)
+    return FitResult(run_dir, step, last_loss, best_metric, best_step)
 
 
 def _validate(
