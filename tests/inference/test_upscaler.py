@@ -83,6 +83,7 @@ def test_tiled_matches_whole_image_within_2_over_255(dmsr_file: Path, whole: Ups
 
 def test_the_kernel_is_estimated_once_for_the_whole_image(dmsr_file: Path) -> None:
     up = Upscaler(dmsr_file, device="cpu", tile=32)
+    up._bytes_per_pixel()  # the memory model's probe (one 32x32 pass per Upscaler) runs before the first image
     net = up.model.model
     assert isinstance(net, DMSRNet)
     calls: list[tuple[int, ...]] = []
@@ -401,8 +402,10 @@ def test_mrda_student_estimates_its_idr_once_and_tiles_match(tmp_path: Path, mon
         calls.append(tuple(x.shape))
         return den(self, x)  # type: ignore[arg-type]
 
+    tiled_upscaler = Upscaler(str(path), tile=16, tile_pad=8, device="cpu")
+    assert tiled_upscaler.tile == 16  # also measures the memory model (a probe pass), before counting
     monkeypatch.setattr(net.den.__class__, "forward", counting)
-    tiled = Upscaler(str(path), tile=16, tile_pad=8, device="cpu").upscale_with_degradation(image)
+    tiled = tiled_upscaler.upscale_with_degradation(image)
     assert calls == [(1, 3, 37, 45)]  # one IDR, from the whole image
     assert whole.idr is not None and tiled.idr is not None and whole.idr.shape == (16,)
     np.testing.assert_allclose(tiled.idr, whole.idr, atol=1e-6)
@@ -410,5 +413,5 @@ def test_mrda_student_estimates_its_idr_once_and_tiles_match(tmp_path: Path, mon
     # a huge image's IDR comes from a downscaled copy
     monkeypatch.setattr(adapters, "MRDA_IDR_PIXELS", 400)
     calls.clear()
-    Upscaler(str(path), tile=16, tile_pad=8, device="cpu").upscale_with_degradation(image)
+    tiled_upscaler.upscale_with_degradation(image)
     assert len(calls) == 1 and calls[0][2] * calls[0][3] <= 440

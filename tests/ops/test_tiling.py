@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import blindsr.ops.tiling as tiling
-from blindsr.ops.tiling import crop_core, merge_tiles, paste_core, plan_tiles, window
+from blindsr.ops.tiling import balanced_tile, crop_core, merge_tiles, paste_core, plan_tiles, window
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "pad"), [(70, 90, 32, 8), (70, 90, 48, 16), (9, 50, 8, 3)])
@@ -83,6 +83,27 @@ def test_plan_rejects_bad_arguments() -> None:
         plan_tiles(5, 5, tile=0, pad=0)
     with pytest.raises(ValueError, match="pad"):
         plan_tiles(5, 5, tile=4, pad=-1)
+
+
+@pytest.mark.parametrize(("height", "width"), [(500, 500), (70, 300), (161, 160), (1000, 37), (8, 8), (513, 129)])
+@pytest.mark.parametrize("max_tile", [16, 24, 128, 160])
+def test_balanced_tiles_need_no_more_tiles_and_are_no_larger(height: int, width: int, max_tile: int) -> None:
+    tile = balanced_tile(height, width, max_tile=max_tile, multiple=8)
+    assert 1 <= tile <= max_tile
+    assert len(plan_tiles(height, width, tile=tile, pad=16)) == len(plan_tiles(height, width, tile=max_tile, pad=16))
+    if tile < max_tile:
+        assert tile % 8 == 0
+
+
+def test_balanced_tiles_spread_the_ragged_edge() -> None:
+    assert balanced_tile(500, 500, max_tile=160, multiple=8) == 128  # 4 x 4 tiles of 128 instead of 160 + 20
+    assert balanced_tile(200, 200, max_tile=160, multiple=8) == 104
+    assert balanced_tile(100, 60, max_tile=160, multiple=8) == 104  # still one tile
+    assert balanced_tile(64, 64, max_tile=24) == 22
+    with pytest.raises(ValueError, match="positive"):
+        balanced_tile(0, 5, max_tile=4)
+    with pytest.raises(ValueError, match="positive"):
+        balanced_tile(5, 5, max_tile=0)
 
 
 def test_docstring_examples() -> None:

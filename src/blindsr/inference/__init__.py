@@ -23,12 +23,21 @@ from blindsr.inference.adapters import (
     TileOutput,
     adapter_for,
 )
-from blindsr.inference.upscaler import Precision, Upscaler, UpscaleResult, available_memory, resolve_device
+from blindsr.inference.upscaler import (
+    CancelCheck,
+    Precision,
+    UpscaleCancelledError,
+    Upscaler,
+    UpscaleResult,
+    available_memory,
+    resolve_device,
+)
 from blindsr.inference.visualize import NOISE_GAIN, kernel_image, noise_image
 
 __all__ = [
     "ADAPTERS",
     "NOISE_GAIN",
+    "CancelCheck",
     "DMSRAdapter",
     "Degradation",
     "GlobalChannelAttention",
@@ -37,6 +46,7 @@ __all__ = [
     "Precision",
     "TileOutput",
     "TiledImage",
+    "UpscaleCancelledError",
     "UpscaleResult",
     "Upscaler",
     "adapter_for",

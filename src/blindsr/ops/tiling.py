@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Tile", "crop_core", "merge_tiles", "paste_core", "plan_tiles", "window"]
+__all__ = ["Tile", "balanced_tile", "crop_core", "merge_tiles", "paste_core", "plan_tiles", "window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +112,40 @@ def plan_tiles(height: int, width: int, *, tile: int | None, pad: int) -> tuple[
         for left, right, win_left, win_right in cols:
             tiles.append(Tile(len(tiles), top, left, bottom, right, win_top, win_left, win_bottom, win_right))
     return tuple(tiles)
+
+
+def balanced_tile(height: int, width: int, *, max_tile: int, multiple: int = 1) -> int:
+    """The smallest tile, a multiple of `multiple` and at most `max_tile`, that needs no more tiles than `max_tile`.
+
+    A tile of ``max_tile`` leaves a thin ragged last row and column, whose windows are mostly context (and cost as
+    much as full ones). Spreading the same number of tiles evenly makes every window smaller for the same memory.
+
+    Args:
+        height, width: the LR image size, >= 1.
+        max_tile: the largest tile allowed (>= 1), e.g. what the memory budget permits.
+        multiple: round the tile up to a multiple of this (>= 1); never above `max_tile`.
+
+    Returns:
+        The tile side (an image that fits in one tile gets its longer side, rounded up: still one tile).
+
+    Raises:
+        ValueError: a non-positive size, `max_tile` or `multiple`.
+
+    >>> balanced_tile(500, 500, max_tile=160, multiple=8)  # 4 x 4 tiles either way; windows of 128 + pad
+    128
+    >>> balanced_tile(70, 300, max_tile=64, multiple=8)
+    64
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    if max_tile < 1 or multiple < 1:
+        raise ValueError(f"max_tile and multiple must be positive, got {max_tile} and {multiple}")
+    side = 0
+    for length in (height, width):
+        count = -(-length // max_tile)  # tiles along this axis with the largest tile
+        side = max(side, -(-length // count))
+    rounded = -(-side // multiple) * multiple
+    return min(max_tile, rounded)
 
 
 def window(image: Tensor, tile: Tile) -> Tensor:
