@@ -262,9 +262,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def test_export_never_writes_onto_the_runs_own_weights(
-    finished_run: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_export_never_writes_onto_the_runs_own_weights(finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = _digest(finished_run)
     target = finished_run / "final" / "networks.safetensors"
     assert main(["export", str(finished_run), "-o", str(target), "--overwrite"]) == 2
@@ -424,3 +422,42 @@ def test_analyze_keeps_an_existing_plot_and_its_companions_without_overwrite(
     assert main(argv) == 2
     _one_line_error(capsys, "kernels.csv exists; use --overwrite")
     assert (tmp_path / "kernels.csv").read_text() == "mine\n" and not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# upscale: the output is never held in float32 when the file keeps the image's kind
+
+
+class _LargestFloatImage(torch.utils._python_dispatch.TorchDispatchMode):
+    """The largest H x W of any floating-point tensor a torch op creates while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.ndim >= 2:
+                self.largest = max(self.largest, int(t.shape[-2]) * int(t.shape[-1]))
+        return out
+
+
+@pytest.mark.parametrize(("name", "array"), [("rgb.png", (96, 96, 3)), ("deep.png", (96, 96)), ("c.jpg", (96, 96, 3))])
+def test_upscale_writes_integer_outputs_without_a_full_size_float_image(
+    tmp_path: Path, release: Path, name: str, array: tuple[int, ...]
+) -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, array, dtype=np.uint8)
+    source = tmp_path / name
+    Image.fromarray(pixels.astype("<u2") * 257 if name == "deep.png" else pixels).save(source)
+    args = ["upscale", str(source), "-o", str(tmp_path / "out"), "-m", str(release), "--tile", "32", "-q"]
+    assert main(args) == 0  # imports and first-call allocations, outside the measurement
+    args.append("--overwrite")
+    mode = _LargestFloatImage()
+    with mode:
+        assert main(args) == 0
+    output_pixels = 192 * 192
+    assert mode.largest < output_pixels, f"a float tensor of {mode.largest:,} px (the output has {output_pixels:,})"
+    written = np.asarray(Image.open(tmp_path / "out" / f"{source.stem}_out{source.suffix}"))
+    assert written.shape[:2] == (192, 192) and written.dtype == (np.uint16 if name == "deep.png" else np.uint8)

@@ -66,6 +66,7 @@ __all__ = [
     "to_uint8",
     "write_image",
     "write_image_like",
+    "write_pixels_like",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -1316,20 +1317,64 @@ def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -
     else:
         bits = 16 if image.bit_depth > 8 and format_can_hold(suffix, mode=mode, bit_depth=16) else 8
         pixels = _quantised_pixels(image, bits=bits, mode=mode)
-    pil_format = _WRITE_FORMATS[suffix]
+    _write_pixels(path, pixels, bits=bits, like=image, quality=quality)
+
+
+def _write_pixels(path: Path, pixels: np.ndarray, *, bits: int, like: LoadedImage, quality: int) -> None:
+    """Encode (H, W, C) pixels (uint8, uint16, or float32 for 32) with `like`'s EXIF and ICC profile, atomically."""
+    pil_format = _WRITE_FORMATS[path.suffix.lower()]
 
     def save(file: BinaryIO) -> None:
         if bits == 16 and pixels.shape[2] > 1:  # only PNG gets here (format_can_hold)
-            file.write(_encode_png16(pixels, exif=image.exif, icc_profile=image.icc_profile))
+            file.write(_encode_png16(pixels, exif=like.exif, icc_profile=like.icc_profile))
             return
         from PIL import Image
 
         pil = Image.fromarray(pixels[:, :, 0].astype("<u2") if bits == 16 else _squeeze(pixels))
         options: dict[str, Any] = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {}
-        if image.exif:
-            options["exif"] = image.exif
-        if image.icc_profile and pil_format != "BMP":
-            options["icc_profile"] = image.icc_profile
+        if like.exif:
+            options["exif"] = like.exif
+        if like.icc_profile and pil_format != "BMP":
+            options["icc_profile"] = like.icc_profile
         pil.save(file, format=pil_format, **options)
 
     _atomic_write(path, save)
+
+
+_PIXEL_DTYPES: Final = {8: np.uint8, 16: np.uint16}
+_MODE_CHANNELS: Final[dict[str, int]] = {"gray": 1, "gray_alpha": 2, "rgb": 3, "rgba": 4}
+
+
+def write_pixels_like(path: PathLike, pixels: np.ndarray, *, like: LoadedImage, quality: int = 95) -> None:
+    """Write integer pixels already in `like`'s kind, with its EXIF and ICC profile, atomically: what
+    :func:`write_image_like` writes for the same image, without its full-size float copies.
+
+    Args:
+        path: destination; its extension must hold `like`'s mode at its bit depth (:func:`format_can_hold`).
+        pixels: (H, W) or (H, W, C) in the channel layout of ``like.mode``; uint8 when ``like.bit_depth`` is 8,
+            uint16 when 16 (e.g. what :class:`blindsr.inference.Upscaler` returns for ``loaded_to_array(like)``).
+        like: the image whose kind and metadata the file gets (its pixels are not used).
+        quality: JPEG/WebP quality, 1-100.
+
+    Raises:
+        ValueError: pixels of another layout or dtype, a bit depth other than 8/16, or a format that cannot hold it.
+        ImageWriteError: unknown extension or an I/O failure.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        raise ImageWriteError(
+            path, f"unknown extension {path.suffix or '(none)'!r}; use one of {', '.join(_WRITE_FORMATS)}"
+        )
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    dtype = _PIXEL_DTYPES.get(like.bit_depth)
+    if dtype is None or not format_can_hold(suffix, mode=like.mode, bit_depth=like.bit_depth):
+        raise ValueError(f"{suffix} cannot hold {like.bit_depth}-bit {like.mode} pixels; use write_image_like")
+    array = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    if array.ndim != 3 or array.shape[2] != _MODE_CHANNELS[like.mode] or array.dtype != dtype:
+        raise ValueError(
+            f"pixels must be {np.dtype(dtype).name} with {_MODE_CHANNELS[like.mode]} channel(s) for a "
+            f"{like.bit_depth}-bit {like.mode} image, got {array.dtype} {tuple(pixels.shape)}"
+        )
+    _write_pixels(path, np.ascontiguousarray(array), bits=like.bit_depth, like=like, quality=quality)
