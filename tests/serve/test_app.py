@@ -148,7 +148,12 @@ def test_models_endpoint(client: TestClient) -> None:
         {"name": "tiny", "scale": 2, "description": "weights file tiny-x2.safetensors"},
     ]
     assert data["default"] == "tiny"
-    assert data["limits"] == {"max_upload_bytes": 20_000_000, "max_pixels": 4_000_000, "max_results": 8}
+    assert data["limits"] == {
+        "max_upload_bytes": 20_000_000,
+        "max_pixels": 4_000_000,
+        "max_results": 8,
+        "max_job_macs": 200e9,
+    }
 
 
 def test_unknown_routes_answer_json(client: TestClient) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import sys
 from pathlib import Path
 from typing import Literal
+
+DEFAULT_MAX_JOB_MACS = 200e9  # blindsr.serve.app.DEFAULT_MAX_JOB_MACS, without importing FastAPI for --help
 
 _DESCRIPTION = """Serve a small web page to try the models: upload an image, choose a model and an output scale,
 compare the result with the bicubic-enlarged input on a slider, see the blur kernel and noise map the model
@@ -15,9 +18,14 @@ estimated, and download the result.
   blindsr serve                                   every zoo model with its weights installed; http://127.0.0.1:8000
   blindsr serve -m runs/export/model.safetensors  also offer (and preselect) a weights file
   blindsr serve --port 8080 --max-megapixels 1    smaller images only
+  blindsr serve --device cuda --max-job-gmac 0    on a GPU: no cap on the work per image
 
 The server binds 127.0.0.1 (this machine only) unless --host says otherwise; it has no authentication. It upscales
 one image at a time: an upload that arrives during a job is answered "busy" (HTTP 429) and the page says so.
+Limits, each answered with HTTP 413 and a message: --max-upload-mb (file size), --max-megapixels (image size, a
+decompression bomb included) and --max-job-gmac (estimated work: input pixels x the model's multiply-accumulates
+per pixel; the default 200 GMAC is about 0.17 MP with dmsr-x4, under a minute on a 2-core CPU). A job whose client
+goes away (closed tab, dropped connection) is cancelled at the model's next tile or layer.
 Uploads and results live in one temporary directory, deleted at shutdown; the last --max-results results stay
 downloadable. The page loads nothing from the internet. Needs the demo extra: pip install 'blindsr[demo]'."""
 
@@ -47,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (10^6 bytes; default 20)")
     p.add_argument("--max-megapixels", type=float, default=4.0, help="largest input image in megapixels (default 4)")
+    p.add_argument(
+        "--max-job-gmac",
+        type=float,
+        default=DEFAULT_MAX_JOB_MACS / 1e9,
+        metavar="GMAC",
+        help=f"largest job in estimated work, 10^9 multiply-accumulates (default {DEFAULT_MAX_JOB_MACS / 1e9:g}: "
+        "about 0.17 MP with dmsr-x4, under a minute on a 2-core CPU); 0 for no cap",
+    )
     p.add_argument("--max-results", type=int, default=8, help="finished results kept for download (default 8)")
     p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N, mps")
     p.add_argument("--tile", default="auto", help="tile size in LR pixels, 'auto' (default) or 0 for none")
@@ -116,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.max_results < 1:
         raise CLIError("--max-upload-mb and --max-megapixels must be > 0, --max-results >= 1")
+    if not (math.isfinite(args.max_job_gmac) and args.max_job_gmac >= 0):
+        raise CLIError(f"--max-job-gmac must be >= 0 (0: no cap), got {args.max_job_gmac:g}")
     tile = _tile(args.tile)
 
     import uvicorn
@@ -136,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1e6),
         max_pixels=int(args.max_megapixels * 1e6),
         max_results=args.max_results,
+        max_job_macs=args.max_job_gmac * 1e9 or None,
         upscaler_factory=default_upscaler_factory(device=args.device, tile=tile, precision=args.precision),
     )
     names = ", ".join(entry.name for entry in app.state.models)

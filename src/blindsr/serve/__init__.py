@@ -10,17 +10,34 @@ Install the extra with ``pip install 'blindsr[demo]'``.
 
 from __future__ import annotations
 
-from blindsr.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_RESULTS, DEFAULT_MAX_UPLOAD_BYTES, create_app
-from blindsr.serve.jobs import JobError, ModelEntry, ResultStore, default_upscaler_factory, resolve_models
+from blindsr.serve.app import (
+    DEFAULT_MAX_JOB_MACS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_RESULTS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    create_app,
+)
+from blindsr.serve.jobs import (
+    JobCancelledError,
+    JobError,
+    ModelEntry,
+    ResultStore,
+    default_upscaler_factory,
+    find_model,
+    resolve_models,
+)
 
 __all__ = [
+    "DEFAULT_MAX_JOB_MACS",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_RESULTS",
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "JobCancelledError",
     "JobError",
     "ModelEntry",
     "ResultStore",
     "create_app",
     "default_upscaler_factory",
+    "find_model",
     "resolve_models",
 ]

@@ -6,11 +6,12 @@ Endpoints:
     the page (:mod:`blindsr.serve.page`), with a Content-Security-Policy that allows nothing from elsewhere.
 ``GET /api/models``
     ``{"models": [{"name", "scale", "description"}], "default": name, "limits": {"max_upload_bytes",
-    "max_pixels", "max_results"}}``.
+    "max_pixels", "max_results", "max_job_macs"}}`` (``max_job_macs`` is null when there is no cap).
 ``POST /api/upscale``
-    multipart form: ``file`` (the image), ``model`` (a name from ``/api/models``; default: the default model),
-    ``outscale`` (1 to the model's scale; default: the model's scale). Answers ``{"id", "model", "scale",
-    "outscale", "input": {"width", "height"}, "output": {...}, "seconds", "tile", "estimate": {"kernel_size",
+    multipart form: ``file`` (the image), ``model`` (a name from ``/api/models``, or any name ``blindsr upscale -m``
+    accepts for one of those models, such as the alias ``dmsr-x4``; default: the default model), ``outscale``
+    (1 to the model's scale; default: the model's scale). Answers ``{"id", "model", "scale", "outscale",
+    "input": {"width", "height"}, "output": {...}, "seconds", "tile", "estimate": {"kernel_size",
     "kernel_sigma", "kernel_sigma_xy", "noise_sigma"} | null, "download_name", "urls": {"result", "bicubic",
     "kernel", "noise", "download"}}``; ``kernel``/``noise`` URLs are null for models that estimate nothing.
 ``GET /api/result/{id}/{name}.png``
@@ -18,8 +19,17 @@ Endpoints:
     ``Content-Disposition: attachment``. The server keeps the last ``max_results`` jobs; older ids answer 404.
 
 Errors are ``{"error": "<one line>"}`` with a 4xx status: 400 (not an image, empty, unknown model, bad scale,
-not a multipart form), 404 (unknown result), 413 (more bytes than ``max_upload_bytes`` or more pixels than
-``max_pixels``), 429 (busy). Unexpected failures answer 500 with the same shape.
+not a multipart form), 404 (unknown result), 413 (more bytes than ``max_upload_bytes``; more pixels than
+``max_pixels``, decompression bombs included; more estimated work than ``max_job_macs``), 429 (busy). Unexpected
+failures answer 500 with the same shape.
+
+**Work cap.** Before a job runs, its work is estimated (input pixels x the model's multiply-accumulates per pixel,
+measured once per model, plus a charge per output pixel: :func:`blindsr.serve.jobs.estimate_job_macs`); above
+``max_job_macs`` it is refused with 413 and a message giving the image size, the cap and the flag that raises it.
+
+**Cancelled on disconnect.** While a job runs, the server listens for the client going away (a closed tab, a
+dropped connection); the job then stops at the model's next tile or layer, its files are deleted and the lock is
+released for the next upload.
 
 **One job at a time.** A job holds a lock from decoding to the last PNG; an upload that arrives meanwhile is
 answered at once with 429 and ``Retry-After``, rather than queued (a queue of multi-second CPU jobs behind a
@@ -36,6 +46,8 @@ FastAPI is imported inside :func:`create_app`, so this module imports without it
 # No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at run time, and the
 # handlers are closures over names imported inside create_app, which string annotations could not resolve.
 
+import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -47,12 +59,14 @@ from typing import TYPE_CHECKING, Any
 
 from blindsr.serve.jobs import (
     IMAGE_NAMES,
+    JobCancelledError,
     JobError,
     JobResult,
     ModelEntry,
     ResultStore,
     UpscalerFactory,
     default_upscaler_factory,
+    find_model,
     resolve_models,
     run_job,
 )
@@ -62,7 +76,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
     from starlette.types import Message
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_RESULTS", "DEFAULT_MAX_UPLOAD_BYTES", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_JOB_MACS",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_RESULTS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "create_app",
+]
 
 DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
 """20 MB per uploaded file."""
@@ -70,6 +90,9 @@ DEFAULT_MAX_PIXELS = 4_000_000
 """4 megapixels per input image."""
 DEFAULT_MAX_RESULTS = 8
 """Finished jobs kept for download."""
+DEFAULT_MAX_JOB_MACS = 200e9
+"""200 GMAC of estimated work per job: about 0.17 MP (406x406) with the shipped ``dmsr-x4`` at x4 (1.15 MMAC per
+pixel), under a minute on a 2-core CPU (a whole 406x406 job took 39 s there, with other work running)."""
 
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the small fields, on top of the file itself
 _RETRY_AFTER_S = "2"
@@ -92,6 +115,7 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_results: int = DEFAULT_MAX_RESULTS,
+    max_job_macs: float | None = DEFAULT_MAX_JOB_MACS,
     upscaler_factory: UpscalerFactory | None = None,
 ) -> "FastAPI":
     """Build the web demo's application.
@@ -104,6 +128,7 @@ def create_app(
         max_upload_bytes: largest accepted upload, in bytes (413 beyond).
         max_pixels: largest accepted image, in pixels H x W (413 beyond).
         max_results: finished jobs kept for download; older ones are deleted.
+        max_job_macs: largest accepted job, in estimated multiply-accumulates (413 beyond); None for no cap.
         upscaler_factory: ``factory(source, outscale)`` returning an upscaler (tests inject tiny fakes); None for
             :func:`blindsr.serve.jobs.default_upscaler_factory` (:class:`blindsr.inference.Upscaler`).
 
@@ -124,6 +149,8 @@ def create_app(
 
     if max_upload_bytes < 1 or max_pixels < 1:
         raise ValueError(f"limits must be positive, got max_upload_bytes={max_upload_bytes}, max_pixels={max_pixels}")
+    if max_job_macs is not None and not (math.isfinite(max_job_macs) and max_job_macs > 0):
+        raise ValueError(f"max_job_macs must be positive (or None for no cap), got {max_job_macs}")
     entries = resolve_models(models)
     if not entries:
         raise ValueError(
@@ -134,9 +161,10 @@ def create_app(
     default = entries[0]
     if default_model is not None:
         matches = [e for e in entries if default_model in (e.name, e.source) or str(Path(default_model)) == e.source]
-        if not matches:
+        found = matches[0] if matches else find_model(entries, default_model)  # or an alias, like dmsr-x4
+        if found is None:
             raise ValueError(f"default model {default_model!r} is not offered (offered: {', '.join(by_name)})")
-        default = matches[0]
+        default = found
     factory = upscaler_factory if upscaler_factory is not None else default_upscaler_factory()
     store = ResultStore(max_results)
     busy = threading.Lock()
@@ -171,7 +199,12 @@ def create_app(
         return {
             "models": [{"name": e.name, "scale": e.scale, "description": e.description} for e in entries],
             "default": default.name,
-            "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_results": max_results},
+            "limits": {
+                "max_upload_bytes": max_upload_bytes,
+                "max_pixels": max_pixels,
+                "max_results": max_results,
+                "max_job_macs": max_job_macs,
+            },
         }
 
     def too_large() -> JSONResponse:
@@ -197,6 +230,13 @@ def create_app(
         urls = {name: url(name) for name in IMAGE_NAMES}
         urls["download"] = f"{urls['result']}?download=1"
         return {"id": job.id, **job.summary, "download_name": job.download_name, "urls": urls}
+
+    async def cancel_on_disconnect(request: Request, cancel: threading.Event) -> None:
+        # the body has been read: the next message the server sends is http.disconnect, when the client goes away
+        with contextlib.suppress(Exception):
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            cancel.set()
 
     @app.post("/api/upscale")
     async def upscale(request: Request) -> Response:
@@ -228,7 +268,7 @@ def create_app(
             if upload.size is not None and upload.size > max_upload_bytes:
                 return too_large()
             model_name = form.get("model") or default.name
-            entry = by_name.get(model_name) if isinstance(model_name, str) else None
+            entry = find_model(entries, model_name) if isinstance(model_name, str) else None
             if entry is None:
                 return error(400, f"unknown model {str(model_name)[:60]!r}; this server offers {', '.join(by_name)}")
             outscale_field = form.get("outscale")
@@ -239,6 +279,8 @@ def create_app(
                     "busy: another image is being upscaled (one at a time); try again in a moment",
                     {"Retry-After": _RETRY_AFTER_S},
                 )
+            cancel = threading.Event()
+            watcher = asyncio.ensure_future(cancel_on_disconnect(request, cancel))
             try:
                 job = await run_in_threadpool(
                     run_job,
@@ -249,9 +291,15 @@ def create_app(
                     factory=factory,
                     store=store,
                     max_pixels=max_pixels,
+                    max_macs=max_job_macs,
+                    cancel=cancel,
                 )
             finally:
-                busy.release()
+                watcher.cancel()
+                busy.release()  # only once the job's thread is done: a cancelled job has stopped by now
+        except JobCancelledError as e:
+            log.info("job cancelled: the client went away")
+            return error(e.status, e.message)  # nobody reads it
         except JobError as e:
             return error(e.status, e.message)
         except Exception as e:  # a failing model must not take the server down: report it on the page

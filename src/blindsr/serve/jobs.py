@@ -11,10 +11,18 @@ A job takes the uploaded bytes, checks them (decodable image, pixel limit), upsc
 Every folder is inside one :class:`tempfile.TemporaryDirectory` per server (:class:`ResultStore`), created on the
 first job, which keeps the last ``max_results`` jobs and deletes older ones; :meth:`ResultStore.close` removes the
 lot. Nothing is written anywhere else.
+
+Limits: a job is refused (413) beyond ``max_pixels`` input pixels, a decompression bomb (a small file declaring more
+pixels than Pillow's limit) included, and beyond ``max_macs`` of estimated work (:func:`estimate_job_macs`: input
+pixels x the model's multiply-accumulates per pixel, plus a charge per output pixel). A job can be cancelled (its
+``cancel`` event, set by the HTTP layer when the client goes away): it then stops at the next tile, and with a
+:class:`blindsr.inference.Upscaler` at the next layer of the network.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
 import re
@@ -23,8 +31,9 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
@@ -40,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "IMAGE_NAMES",
+    "OUTPUT_PIXEL_MACS",
+    "JobCancelledError",
     "JobError",
     "JobResult",
     "ModelEntry",
@@ -48,6 +59,9 @@ __all__ = [
     "UpscalerFactory",
     "UpscalerLike",
     "default_upscaler_factory",
+    "estimate_job_macs",
+    "find_model",
+    "macs_per_pixel",
     "resolve_models",
     "run_job",
     "summarize_degradation",
@@ -58,6 +72,10 @@ IMAGE_NAMES = ("result", "bicubic", "kernel", "noise")
 
 KERNEL_DISPLAY_SIZE = 256
 """Side in pixels of the enlarged kernel image."""
+
+OUTPUT_PIXEL_MACS = 3_000
+"""Work charged per output pixel, in multiply-accumulate equivalents: the bicubic preview, the ``outscale`` resize
+and the PNG encoding (measured at about 0.75 µs per output pixel on a CPU that runs DMSR at about 4 GMAC/s)."""
 
 
 class JobError(Exception):
@@ -71,6 +89,13 @@ class JobError(Exception):
         super().__init__(message)
         self.status = status
         self.message = " ".join(message.split())  # one line, whatever the cause said
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled (its client went away) before it finished; nothing is kept. Status 499."""
+
+    def __init__(self, message: str = "cancelled: the client went away before the result was ready") -> None:
+        super().__init__(499, message)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -155,6 +180,38 @@ def resolve_models(
     return entries
 
 
+def find_model(entries: Sequence[ModelEntry], name: str) -> ModelEntry | None:
+    """The offered entry a request's model name means: an entry's name, or any name the CLI accepts for a card.
+
+    ``blindsr upscale -m`` accepts a card's full name (``dmsr-x4.lite``), its name without the tag (``dmsr-x4``)
+    and the extra aliases of :data:`blindsr.zoo.cards.MODEL_ALIASES`; all of them select the entry serving that
+    card. File paths are never looked up: a client can only pick among the offered models.
+
+    Args:
+        entries: the models on offer.
+        name: what the request sent.
+
+    Returns:
+        The entry, or None when `name` means none of the offered models.
+
+    >>> entries = [ModelEntry("dmsr-x4.lite", "dmsr-x4.lite", 4, "")]
+    >>> find_model(entries, "dmsr-x4").name, find_model(entries, "dmsr-x3") is None
+    ('dmsr-x4.lite', True)
+    """
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    if not name or len(name) > 200:
+        return None
+    from blindsr.zoo import get_card
+
+    try:
+        card = get_card(name)
+    except KeyError:
+        return None
+    return next((entry for entry in entries if entry.source == card.name), None)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # upscalers
 
@@ -180,7 +237,13 @@ class UpscaleResultLike(Protocol):
 
 
 class UpscalerLike(Protocol):
-    """What the server needs of :class:`blindsr.inference.Upscaler`."""
+    """What the server needs of :class:`blindsr.inference.Upscaler`.
+
+    Optional, and used when present: a keyword argument ``cancel`` of :meth:`upscale_with_degradation` (a
+    :class:`threading.Event`; raise :class:`blindsr.inference.UpscaleCancelledError` soon after it is set), and a
+    ``macs_per_pixel`` attribute (the work per input pixel, for the work cap; :func:`macs_per_pixel` measures
+    :class:`~blindsr.inference.Upscaler` instances and counts 0 for other upscalers without it).
+    """
 
     @property
     def scale(self) -> int:
@@ -230,6 +293,133 @@ def default_upscaler_factory(
             return upscalers[key]
 
     return factory
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the work a job costs, and cancelling it
+
+_COST_PROBE_SIDE = 16  # the probe image the work per pixel is counted on (DMSR's count is the same at 16 and 64)
+_measured: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def macs_per_pixel(upscaler: UpscalerLike) -> float:
+    """The multiply-accumulates an upscaler spends per input pixel (the shipped ``dmsr-x4`` about 1.15 million).
+
+    A ``macs_per_pixel`` attribute is taken as it is. A :class:`blindsr.inference.Upscaler` is measured once (then
+    remembered): a small probe image goes through it while forward hooks count the MACs of every convolution and
+    linear layer of its network (functional convolutions, a few percent of MRDA's work, are not seen). Anything else
+    counts 0.
+
+    Args:
+        upscaler: what the factory returned.
+
+    Returns:
+        MACs per input pixel (at the model's native scale; tiles' padding is not counted).
+    """
+    declared = getattr(upscaler, "macs_per_pixel", None)
+    if declared is not None:
+        return float(declared)
+    from blindsr.inference import Upscaler
+
+    if not isinstance(upscaler, Upscaler):
+        return 0.0
+    if upscaler in _measured:
+        return _measured[upscaler]
+    side = max(_COST_PROBE_SIDE, upscaler.min_side)
+    probe = np.zeros((side, side, 3), np.uint8)
+    # a first run, not counted: the Upscaler measures its network's memory on its own probe the first time it runs
+    upscaler.upscale_with_degradation(probe)
+    total = 0
+    thread = threading.get_ident()
+
+    def count(module: torch.nn.Module, args: Any, output: Any) -> None:
+        nonlocal total
+        if threading.get_ident() != thread or not isinstance(output, torch.Tensor):
+            return
+        if isinstance(module, torch.nn.modules.conv._ConvTransposeNd) and args:
+            total += args[0].numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            total += output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, torch.nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(count) for m in upscaler.model.model.modules()]
+    try:
+        upscaler.upscale_with_degradation(probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+    _measured[upscaler] = value = total / (side * side)
+    return value
+
+
+def estimate_job_macs(per_pixel: float, height: int, width: int, outscale: float) -> float:
+    """A job's work in MACs: ``height x width x per_pixel`` + the output pixels x :data:`OUTPUT_PIXEL_MACS`.
+
+    >>> estimate_job_macs(1e6, 100, 200, 4.0) / 1e9
+    20.96
+    """
+    return height * width * (per_pixel + outscale * outscale * OUTPUT_PIXEL_MACS)
+
+
+def _giga(value: float) -> str:
+    value /= 1e9
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _pixels(value: float) -> str:
+    if value < 10_000:
+        return f"{value:,.0f} pixels"
+    return f"{value / 1e6:,.0f} MP" if value >= 10e6 else f"{value / 1e6:.2f} MP"
+
+
+@contextlib.contextmanager
+def _stop_between_layers(upscaler: UpscalerLike, cancel: threading.Event) -> Iterator[None]:
+    """While inside, a set `cancel` stops the upscaler's network at its next layer (in this thread only).
+
+    The Upscaler checks `cancel` before each tile; an image that fits in one tile would otherwise run to its end.
+    """
+    network = getattr(getattr(upscaler, "model", None), "model", None)
+    if not isinstance(network, torch.nn.Module):
+        yield
+        return
+    from blindsr.inference import UpscaleCancelledError
+
+    thread = threading.get_ident()
+
+    def check(module: torch.nn.Module, args: Any) -> None:
+        if cancel.is_set() and threading.get_ident() == thread:
+            raise UpscaleCancelledError("upscaling cancelled")
+
+    handles = [m.register_forward_pre_hook(check) for m in network.modules()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _takes_cancel(method: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "cancel" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _upscale(upscaler: UpscalerLike, image: np.ndarray, cancel: threading.Event | None) -> UpscaleResultLike:
+    if cancel is None:
+        return upscaler.upscale_with_degradation(image)
+    from blindsr.inference import UpscaleCancelledError
+
+    method: Callable[..., UpscaleResultLike] = upscaler.upscale_with_degradation
+    try:
+        if not _takes_cancel(method):  # an upscaler without the hook runs to its end; the job stops after it
+            return method(image)
+        with _stop_between_layers(upscaler, cancel):
+            return method(image, cancel=cancel)
+    except UpscaleCancelledError:
+        raise JobCancelledError() from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -380,6 +570,53 @@ def _bicubic(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return imresize(lr, size=size).clamp_(0.0, 1.0)[0]
 
 
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise JobCancelledError()
+
+
+def _unreadable(display: str, error: ImageReadError, max_pixels: int) -> JobError:
+    """400 for a file Pillow cannot read; 413 for a decompression bomb (more pixels, or more decompressed metadata,
+    than Pillow's limits)."""
+    from PIL import Image
+
+    cause = error.__cause__
+    if isinstance(cause, ValueError) and re.search(r"decompressed data too large|too much memory", str(cause), re.I):
+        return JobError(
+            413,
+            f"{display} holds metadata that decompresses to more than this server reads (a possible decompression "
+            "bomb)",
+        )
+    if not isinstance(cause, Image.DecompressionBombError):
+        return JobError(400, f"cannot read {display}: {error.reason}")
+    declared = re.search(r"\((\d+) pixels\)", str(cause))
+    pillow = re.search(r"limit of (\d+) pixels", str(cause))
+    limit = min(max_pixels, int(pillow.group(1))) if pillow else max_pixels  # Pillow's, if the server's is larger
+    size = f"{int(declared.group(1)) / 1e6:,.0f} MP" if declared else "more pixels than Pillow's bomb limit"
+    return JobError(
+        413,
+        f"{display} declares {size} (a possible decompression bomb); this server accepts at most "
+        f"{limit / 1e6:g} MP ({limit:,} pixels)",
+    )
+
+
+def _check_work(
+    display: str, entry: ModelEntry, outscale: float, height: int, width: int, per_pixel: float, max_macs: float
+) -> None:
+    """413 when the job's estimated work is over `max_macs`, saying how large an image would fit."""
+    cost = estimate_job_macs(per_pixel, height, width, outscale)
+    if cost <= max_macs:
+        return
+    fits = max_macs / max(estimate_job_macs(per_pixel, 1, 1, outscale), 1e-9)
+    raise JobError(
+        413,
+        f"{display} is {width}x{height} = {height * width / 1e6:.2f} MP: about {_giga(cost)} GMAC of work with "
+        f"{entry.name} at x{outscale:g}, over this server's cap of {_giga(max_macs)} GMAC per job (about "
+        f"{_pixels(fits)} with this model); use a smaller image, or raise the cap with "
+        "`blindsr serve --max-job-gmac N`",
+    )
+
+
 def run_job(
     *,
     upload: IO[bytes],
@@ -389,6 +626,8 @@ def run_job(
     factory: UpscalerFactory,
     store: ResultStore,
     max_pixels: int,
+    max_macs: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> JobResult:
     """Check, decode and upscale one uploaded image; write its PNGs into a new job folder and keep the result.
 
@@ -400,12 +639,16 @@ def run_job(
         factory: makes the upscaler (see :data:`UpscalerFactory`).
         store: where the job folder goes and the result is kept.
         max_pixels: the largest input accepted, in pixels (H x W).
+        max_macs: the most work accepted for one job, in MACs (:func:`estimate_job_macs`); None for no cap.
+        cancel: set it (from another thread) to stop the job: it stops at the upscaler's next tile, or layer.
 
     Returns:
         The finished job, already in `store`.
 
     Raises:
-        JobError: 400 (empty file, not a decodable image), 413 (more pixels than `max_pixels`).
+        JobError: 400 (empty file, not a decodable image, too small), 413 (more pixels than `max_pixels`, a
+            decompression bomb, more work than `max_macs`).
+        JobCancelledError: `cancel` was set; the job's folder is gone.
     """
     display = Path(filename).name or "upload"
     suffix = Path(display).suffix.lower()
@@ -418,6 +661,7 @@ def run_job(
             shutil.copyfileobj(upload, fh)
         if source.stat().st_size == 0:
             raise JobError(400, f"{display} is empty")
+        effective = float(outscale) if outscale is not None else float(entry.scale)
         try:
             height, width = image_size(source)
             if height * width > max_pixels:
@@ -426,19 +670,26 @@ def run_job(
                     f"{display} is {width}x{height} = {height * width / 1e6:.2f} MP; this server accepts at most "
                     f"{max_pixels / 1e6:g} MP ({max_pixels:,} pixels)",
                 )
+            _stop_if_cancelled(cancel)
+            start = time.perf_counter()
+            upscaler = factory(entry.source, None if outscale is None or outscale == entry.scale else outscale)
+            min_side = int(getattr(upscaler, "min_side", 1))
+            if min(height, width) < min_side:
+                raise JobError(
+                    400, f"{display} is {width}x{height}; this model needs at least {min_side} pixels a side"
+                )
+            if max_macs is not None:
+                _check_work(display, entry, effective, height, width, macs_per_pixel(upscaler), max_macs)
             image = np.ascontiguousarray(read_image_uint8(source).permute(1, 2, 0).numpy())
         except ImageReadError as error:
-            raise JobError(400, f"cannot read {display}: {error.reason}") from error
+            raise _unreadable(display, error, max_pixels) from error
         finally:
             source.unlink(missing_ok=True)
 
-        start = time.perf_counter()
-        upscaler = factory(entry.source, None if outscale is None or outscale == entry.scale else outscale)
-        min_side = int(getattr(upscaler, "min_side", 1))
-        if min(height, width) < min_side:
-            raise JobError(400, f"{display} is {width}x{height}; this model needs at least {min_side} pixels a side")
-        result = upscaler.upscale_with_degradation(image)
+        _stop_if_cancelled(cancel)
+        result = _upscale(upscaler, image, cancel)
         seconds = time.perf_counter() - start
+        _stop_if_cancelled(cancel)
         sr = np.asarray(result.image)
         if sr.dtype != np.uint8 or sr.ndim != 3 or sr.shape[2] != 3:
             raise TypeError(f"the upscaler returned {sr.dtype} {sr.shape}, expected (H, W, 3) uint8")
@@ -454,7 +705,6 @@ def run_job(
             if result.noise is not None:
                 files["noise"] = directory / "noise.png"
                 write_image(files["noise"], noise_image(result.noise))
-        effective = float(outscale) if outscale is not None else float(entry.scale)
         summary = {
             "model": entry.name,
             "scale": entry.scale,
