@@ -364,7 +364,7 @@ def test_int8_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     [
         ({"n_feats": -8}, "n_feats must be an integer in 1..1024, got -8"),
         ({"n_feats": 10**6}, "n_feats must be an integer in 1..1024"),
-        ({"n_feats": 1024, "n_groups": 128, "n_blocks": 128}, "above the limit"),
+        ({"n_feats": 1024, "n_groups": 4, "n_blocks": 8}, "above the limit"),
         ({"kernel_size": 14}, "kernel size must be a positive odd integer"),
         ({"n_feats": "wide"}, "n_feats must be an integer"),
     ],

@@ -75,16 +75,16 @@ class _LargestFloatImage(TorchDispatchMode):
 
 def test_uint8_outputs_are_assembled_without_a_full_size_float32_buffer(dmsr_file: Path) -> None:
     up = Upscaler(dmsr_file, device="cpu", tile=32, tile_pad=8)
-    image = _photo(384, 384, 3)
+    image = _photo(192, 192, 3)
     up.upscale(image[:40, :40])  # the memory model's probe and first-call allocations, outside the measurement
-    full_float = 3 * 768 * 768 * 4  # what a float32 RGB canvas of the output takes
+    full_float = 3 * 384 * 384 * 4  # what a float32 RGB canvas of the output takes
     tracemalloc.start()  # numpy's allocations (the io module's quantisation works in numpy)
     try:
         out = up.upscale(image)
         _, numpy_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert out.shape == (768, 768, 3) and out.dtype == np.uint8
+    assert out.shape == (384, 384, 3) and out.dtype == np.uint8
     # the uint8 output (1/4 of a float canvas) and the float32 input's conversions (1/4 each): no float output
     assert numpy_peak < full_float, f"numpy peaked at {numpy_peak:,} bytes"
     mode = _LargestFloatImage()  # torch's allocations
@@ -92,7 +92,7 @@ def test_uint8_outputs_are_assembled_without_a_full_size_float32_buffer(dmsr_fil
         again = up.upscale(image)
     assert np.array_equal(again, out)
     # nothing float is larger than the (float32) input: the output is never held in float32
-    assert mode.largest <= 384 * 384, f"a float tensor of {mode.largest:,} pixels (the output has 768 x 768)"
+    assert mode.largest <= 192 * 192, f"a float tensor of {mode.largest:,} pixels (the output has 384 x 384)"
 
 
 @pytest.mark.parametrize(("tile", "outscale"), [(None, None), (16, None), (24, 1.5)])

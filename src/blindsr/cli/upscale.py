@@ -152,7 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_tile,
         default="auto",
         metavar="N|auto",
-        help="tile size in LR pixels; 0 = whole images; auto (default) = from the free memory, halved on out-of-memory",
+        help="tile size in LR pixels; 0 = whole images; auto (default) = about 1 GB per tile on the CPU, from the free "
+        "memory on a GPU, halved on out-of-memory",
     )
     p.add_argument(
         "--tile-pad",

@@ -54,12 +54,14 @@ __all__ = [
     "float_to_uint8",
     "format_can_hold",
     "image_size",
+    "is_decompression_bomb",
     "is_pil_image",
     "list_images",
     "loaded_from_array",
     "loaded_from_pil",
     "loaded_to_array",
     "loaded_to_pil",
+    "pixels_to_pil",
     "read_image",
     "read_image_any",
     "read_image_uint8",
@@ -1144,6 +1146,26 @@ def loaded_from_pil(image: PILImage.Image) -> LoadedImage:
     loaded = _loaded_from_pil(image, transpose=False)
     raw_exif = image.info.get("exif")
     return dataclasses.replace(loaded, format=image.format, exif=raw_exif if isinstance(raw_exif, bytes) else None)
+
+
+def pixels_to_pil(pixels: np.ndarray, like: LoadedImage) -> PILImage.Image:
+    """Integer or float32 pixels ((H, W) or (H, W, C), as :func:`loaded_to_array` gives) as a Pillow image (L, LA,
+    RGB, RGBA, I;16, F), with the EXIF and ICC profile of `like` in ``info``."""
+    from PIL import Image
+
+    pil = Image.fromarray(pixels.astype("<u2") if pixels.dtype == np.uint16 else pixels)
+    if like.icc_profile:
+        pil.info["icc_profile"] = like.icc_profile
+    if like.exif:
+        pil.info["exif"] = like.exif
+    return pil
+
+
+def is_decompression_bomb(error: ImageReadError) -> bool:
+    """Whether `error` was raised because Pillow took the file for a decompression bomb (too many pixels)."""
+    from PIL import Image
+
+    return isinstance(error.__cause__, Image.DecompressionBombError)
 
 
 def loaded_to_pil(image: LoadedImage) -> PILImage.Image:

@@ -3,8 +3,10 @@
 LAYER 3: imports ``zoo``, ``nets``, ``data`` and ``ops``; never ``cli``, ``methods`` or ``engine``.
 
 * :class:`Upscaler` (``upscaler.py``): PIL images, numpy arrays, tensors or ``LoadedImage`` in → the same kind out;
-  tiles (fixed or ``"auto"`` from the free memory, halved on out-of-memory), device and precision selection,
-  ``outscale``; :meth:`Upscaler.upscale_with_degradation` also returns the estimated kernel and noise map.
+  tiles (fixed, or ``"auto"``: bounded on the CPU, from the free memory on a GPU, halved on out-of-memory), device
+  and precision selection, ``outscale``, a memory estimate checked against ``max_memory`` before any allocation
+  (:class:`MemoryLimitError`), a ``cancel`` hook; :meth:`Upscaler.upscale_with_degradation` also returns the
+  estimated kernel and noise map.
 * Adapters (``adapters.py``): how each architecture splits into a whole-image degradation estimate and a per-tile
   restoration (:class:`DMSRAdapter`; MRDA plugs in through :data:`ADAPTERS`).
 * :func:`kernel_image`, :func:`noise_image` (``visualize.py``): pictures of the estimated degradation.
@@ -25,11 +27,16 @@ from blindsr.inference.adapters import (
 )
 from blindsr.inference.upscaler import (
     CancelCheck,
+    MemoryEstimate,
+    MemoryLimitError,
     Precision,
     UpscaleCancelledError,
     Upscaler,
     UpscaleResult,
     available_memory,
+    default_memory_limit,
+    format_bytes,
+    parse_memory_size,
     resolve_device,
 )
 from blindsr.inference.visualize import NOISE_GAIN, kernel_image, noise_image
@@ -42,6 +49,8 @@ __all__ = [
     "Degradation",
     "GlobalChannelAttention",
     "InferenceAdapter",
+    "MemoryEstimate",
+    "MemoryLimitError",
     "PlainAdapter",
     "Precision",
     "TileOutput",
@@ -51,7 +60,10 @@ __all__ = [
     "Upscaler",
     "adapter_for",
     "available_memory",
+    "default_memory_limit",
+    "format_bytes",
     "kernel_image",
     "noise_image",
+    "parse_memory_size",
     "resolve_device",
 ]

@@ -833,16 +833,10 @@ def _pil_bit_depth(mode: ImageMode, bit_depth: int) -> int:
 
 
 def _pixels_to_pil(pixels: np.ndarray, like: LoadedImage) -> Any:
-    """Pixels of :class:`_Pixels` as the Pillow image ``loaded_to_pil`` makes (L, LA, RGB, RGBA, I;16, F), with the
-    EXIF and ICC profile of `like` in ``info``."""
-    from PIL import Image
+    """Pixels of :class:`_Pixels` as the Pillow image ``loaded_to_pil`` makes, with `like`'s EXIF and ICC profile."""
+    from blindsr.data.io import pixels_to_pil
 
-    pil = Image.fromarray(pixels.astype("<u2") if pixels.dtype == np.uint16 else pixels)
-    if like.icc_profile:
-        pil.info["icc_profile"] = like.icc_profile
-    if like.exif:
-        pil.info["exif"] = like.exif
-    return pil
+    return pixels_to_pil(pixels, like)
 
 
 class _Pixels:

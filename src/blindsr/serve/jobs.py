@@ -578,7 +578,7 @@ def _stop_if_cancelled(cancel: threading.Event | None) -> None:
 def _unreadable(display: str, error: ImageReadError, max_pixels: int) -> JobError:
     """400 for a file Pillow cannot read; 413 for a decompression bomb (more pixels, or more decompressed metadata,
     than Pillow's limits)."""
-    from PIL import Image
+    from blindsr.data.io import is_decompression_bomb
 
     cause = error.__cause__
     if isinstance(cause, ValueError) and re.search(r"decompressed data too large|too much memory", str(cause), re.I):
@@ -587,7 +587,7 @@ def _unreadable(display: str, error: ImageReadError, max_pixels: int) -> JobErro
             f"{display} holds metadata that decompresses to more than this server reads (a possible decompression "
             "bomb)",
         )
-    if not isinstance(cause, Image.DecompressionBombError):
+    if not is_decompression_bomb(error):
         return JobError(400, f"cannot read {display}: {error.reason}")
     declared = re.search(r"\((\d+) pixels\)", str(cause))
     pillow = re.search(r"limit of (\d+) pixels", str(cause))
