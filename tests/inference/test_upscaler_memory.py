@@ -95,10 +95,19 @@ def test_uint8_outputs_are_assembled_without_a_full_size_float32_buffer(dmsr_fil
     assert mode.largest <= 192 * 192, f"a float tensor of {mode.largest:,} pixels (the output has 384 x 384)"
 
 
-@pytest.mark.parametrize(("tile", "outscale"), [(None, None), (16, None), (24, 1.5)])
+_KINDS = [(1, np.uint8), (2, np.uint8), (3, np.uint8), (4, np.uint8), (1, np.uint16), (3, np.uint16), (4, np.float32)]
+
+
 @pytest.mark.parametrize(
-    ("channels", "dtype"),
-    [(1, np.uint8), (2, np.uint8), (3, np.uint8), (4, np.uint8), (1, np.uint16), (3, np.uint16), (4, np.float32)],
+    ("tile", "outscale", "channels", "dtype"),
+    [
+        *((16, None, c, d) for c, d in _KINDS),  # every kind, tiled
+        (None, None, 3, np.uint8),  # whole image
+        (None, None, 1, np.uint16),
+        (24, 1.5, 4, np.uint8),  # resized by outscale: strips
+        (24, 1.5, 3, np.uint16),
+        (24, 1.5, 1, np.uint8),
+    ],
 )
 def test_integer_outputs_are_bit_identical_to_quantising_the_float_output(
     dmsr_file: Path, tile: int | None, outscale: float | None, channels: int, dtype: type
