@@ -35,6 +35,7 @@ __all__ = [
     "check_output_file",
     "check_output_folder",
     "make_parent",
+    "same_file",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -148,6 +149,15 @@ def atomic_write_json(path: PathLike, obj: Any, *, create_parent: bool = True) -
     atomic_write_text(path, text, create_parent=create_parent)
 
 
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether `a` and `b` are the same existing file or folder (device and inode: also through hard links, and
+    names that differ only in case on case-insensitive filesystems); False when either does not exist."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _resolved(paths: Iterable[PathLike]) -> list[Path]:
     return [Path(p).resolve() for p in paths]
 
@@ -179,7 +189,7 @@ def check_output_file(
         raise OutputError(f"{flag} {raw} is a folder; give a file name (e.g. {target / 'out'}...)")
     resolved = target.resolve()
     for source in _resolved(inputs):
-        if resolved == source:
+        if resolved == source or same_file(target, source):
             raise OutputError(f"{flag} {raw} is an input; refusing to overwrite it")
     if target.exists() or target.is_symlink():
         if suffixes is not None and target.suffix.lower() not in suffixes:
@@ -213,7 +223,7 @@ def check_output_folder(out: PathLike, *, inputs: Iterable[PathLike], flag: str 
         raise OutputError(f"{flag} {out} exists and is not a folder")
     resolved = folder.resolve()
     for source in _resolved(inputs):
-        if resolved == source:
+        if resolved == source or same_file(folder, source):
             raise OutputError(f"{flag} {out} is the input {source}; write the outputs to another folder")
         if resolved.is_relative_to(source):
             raise OutputError(f"{flag} {out} is inside the input {source}; write the outputs elsewhere")

@@ -313,7 +313,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_onnx_never_replaces_its_model(release: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = release.read_bytes()
     assert main(["export-onnx", "-m", str(release), "-o", str(release), "--overwrite", "--no-check"]) == 2
-    _one_line_error(capsys)
+    _one_line_error(capsys, "is an input")
     assert release.read_bytes() == before
 
 
@@ -418,7 +418,7 @@ def test_analyze_keeps_an_existing_plot_and_its_companions_without_overwrite(
 ) -> None:
     out = tmp_path / "kernels.png"
     (tmp_path / "kernels.csv").write_text("mine\n")
-    argv = ["analyze", "kernels", "-m", "dmsr-x4", "--data-root", str(tmp_path), "-o", str(out), "-q"]
+    argv = ["analyze", "kernels", "-m", "dmsr-x4", "--data-root", str(tmp_path / "data"), "-o", str(out), "-q"]
     assert main(argv) == 2
     _one_line_error(capsys, "kernels.csv exists; use --overwrite")
     assert (tmp_path / "kernels.csv").read_text() == "mine\n" and not out.exists()
@@ -461,3 +461,115 @@ def test_upscale_writes_integer_outputs_without_a_full_size_float_image(
     assert mode.largest < output_pixels, f"a float tensor of {mode.largest:,} px (the output has {output_pixels:,})"
     written = np.asarray(Image.open(tmp_path / "out" / f"{source.stem}_out{source.suffix}"))
     assert written.shape[:2] == (192, 192) and written.dtype == (np.uint16 if name == "deep.png" else np.uint8)
+
+
+def test_degrade_refuses_lr_files_without_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An interrupted run (or another tool) left LR files but no degradation.json: their settings are unknown."""
+    hr = _hr(tmp_path)
+    out = tmp_path / "lr"
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 0
+    (out / "degradation.json").unlink()
+    before = _digest(out)
+    capsys.readouterr()
+    assert main(["degrade", str(hr), "-o", str(out), "--scale", "2", "--kernel-sigma", "3.0", "-q"]) == 2
+    _one_line_error(capsys, "no degradation.json", "--overwrite")
+    assert _digest(out) == before
+
+
+def test_degrade_writes_its_settings_before_any_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the first image, a run leaves an index of its settings, so a rerun knows what it may keep."""
+    from blindsr.cli import degrade as cli_degrade
+
+    hr = _hr(tmp_path)
+    out = tmp_path / "lr"
+    calls = []
+
+    def write_then_die(path: Path, lr: Any) -> None:
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(path)
+        real_write(path, lr)
+
+    real_write = cli_degrade._write
+    monkeypatch.setattr(cli_degrade, "_write", write_then_die)
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 130
+    index = json.loads((out / "degradation.json").read_text())
+    assert index["complete"] is False and index["kernel"]["sigma"] == 1.0
+    monkeypatch.setattr(cli_degrade, "_write", real_write)
+    assert main(["degrade", str(hr), "-o", str(out), *DEGRADE]) == 0
+    index = json.loads((out / "degradation.json").read_text())
+    assert index["complete"] is True and [e["stem"] for e in index["images"]] == ["img0", "img1", "img2"]
+    assert main(["degrade", str(hr), "-o", str(out), "--scale", "2", "--kernel-sigma", "3.0", "-q"]) == 2
+
+
+def test_a_hard_link_to_an_input_is_an_input(tmp_path: Path, release: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another name of the same file (a hard link; a name differing in case on macOS/Windows) is refused too."""
+    hr, sr = tmp_path / "hr", tmp_path / "sr"
+    _hr(tmp_path / "set")
+    (tmp_path / "set" / "HR").rename(hr)
+    sr.mkdir()
+    for path in hr.iterdir():
+        (sr / path.name).write_bytes(path.read_bytes())
+    alias = tmp_path / "alias.json"
+    alias.hardlink_to(sr / "img0.png")
+    before = (sr / "img0.png").read_bytes()
+    assert main(["metrics", str(sr), str(hr), "--scale", "2", "--json", str(alias), "--overwrite"]) == 2
+    _one_line_error(capsys, "is an input")
+    source = tmp_path / "in.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(source)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "in_out.png").hardlink_to(source)
+    args = ["upscale", str(source), "-o", str(out), "-m", str(release), "--tile", "0", "--overwrite", "-q"]
+    assert main(args) == 1
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert (sr / "img0.png").read_bytes() == before and source.read_bytes() == (out / "in_out.png").read_bytes()
+
+
+def test_upscale_creates_its_output_folder_but_not_a_tree(
+    tmp_path: Path, release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(source)
+    deep = tmp_path / "a" / "b" / "out.png"
+    assert main(["upscale", str(source), "-o", str(deep), "-m", str(release), "--tile", "0", "-q"]) == 2
+    _one_line_error(capsys, "does not exist")
+    assert not (tmp_path / "a").exists()
+    one = tmp_path / "a" / "out.png"
+    assert main(["upscale", str(source), "-o", str(one), "-m", str(release), "--tile", "0", "-q"]) == 0
+    assert one.is_file()
+
+
+def test_export_may_write_a_new_file_into_the_run_folder(
+    finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = finished_run / "model.safetensors"
+    assert main(["export", str(finished_run), "-o", str(target)]) == 0
+    assert main(["export", str(finished_run), "-o", str(target), "--overwrite"]) == 0
+    target.unlink()
+
+
+def test_analyze_never_writes_into_the_data_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hr = _hr(tmp_path / "Set5")
+    target = hr / "img0.png"
+    before = target.read_bytes()
+    argv = ["analyze", "kernels", "-m", "dmsr-x4", "--data-root", str(tmp_path), "-o", str(target), "--overwrite"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "inside --data-root")
+    assert target.read_bytes() == before
+
+
+def test_a_system_error_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError nobody anticipated (here: the disk fills while a log is written) is one line, not a traceback."""
+    import errno
+
+    from blindsr.cli import protocols
+
+    def full(args: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "log.jsonl"))
+
+    monkeypatch.setattr(protocols, "run", full)  # `register` binds it when main builds the parser
+    assert main(["protocols"]) == 2
+    _one_line_error(capsys, "No space left on device", "log.jsonl")

@@ -152,7 +152,7 @@ def test_models_endpoint(client: TestClient) -> None:
         "max_upload_bytes": 20_000_000,
         "max_pixels": 4_000_000,
         "max_results": 8,
-        "max_job_macs": 200e9,
+        "max_job_macs": 400e9,
     }
 
 

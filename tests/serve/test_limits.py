@@ -254,7 +254,9 @@ def test_a_job_over_the_work_cap_is_413(
     tiny_release: Path, sandbox: Path, tmp_path: Path, write_png: PngWriter
 ) -> None:
     costly = CostlyUpscaler()
-    app = create_app(models={"tiny": tiny_release}, upscaler_factory=lambda source, outscale: costly)
+    app = create_app(
+        models={"tiny": tiny_release}, upscaler_factory=lambda source, outscale: costly, max_job_macs=200e9
+    )
     with TestClient(app) as client:
         response = _upload(client, write_png(tmp_path / "photo.png", 16, 20))
         assert response.status_code == 413, response.text
@@ -378,3 +380,21 @@ def test_the_names_the_cli_accepts_select_models(
             assert response.status_code == 400
             assert response.json()["error"].startswith("unknown model")
     assert create_app(models=["dmsr-x4.lite"], default_model="dmsr-x4").state.models[0].name == "dmsr-x4.lite"
+
+
+def test_the_cli_default_cap_is_the_library_default() -> None:
+    from blindsr.cli import serve as cli_serve
+    from blindsr.serve.app import DEFAULT_MAX_JOB_MACS
+
+    assert cli_serve.DEFAULT_MAX_JOB_MACS == DEFAULT_MAX_JOB_MACS
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--max-megapixels", "inf"), ("--max-upload-mb", "nan"), ("--max-megapixels", "0")]
+)
+def test_serve_limits_are_finite_positive_numbers(
+    tiny_release: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    assert main(["serve", "-m", str(tiny_release), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{flag} must be a positive number" in err and len(err.splitlines()) == 1 and "Traceback" not in err

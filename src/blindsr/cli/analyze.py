@@ -297,6 +297,9 @@ def _png(args: argparse.Namespace) -> Path:
     if path.suffix.lower() != ".png":
         raise CLIError(f"the output must be a .png file, got {path}")
     inputs = [Path(p) for p in getattr(args, "inputs", None) or []]
+    data_root = getattr(args, "data_root", None)
+    if data_root is not None and path.resolve().is_relative_to(Path(data_root).resolve()):
+        raise CLIError(f"-o {path} is inside --data-root {data_root}; write the plot elsewhere")
     check_output_file(path, inputs=inputs, overwrite=args.overwrite, suffixes=(".png",))
     for suffix in _COMPANIONS:
         companion = path.with_suffix(suffix)

@@ -160,13 +160,27 @@ def _same_settings(old: dict[str, Any], new: dict[str, Any], *, ignore: tuple[st
     return differ
 
 
-def _existing_index(path: Path, settings: dict[str, Any], *, overwrite: bool, ignore: tuple[str, ...]) -> Any:
+def _existing_index(
+    path: Path, settings: dict[str, Any], *, overwrite: bool, ignore: tuple[str, ...], targets: list[Path]
+) -> Any:
     """The index already in OUT when it was made with the same settings (so existing files can be kept); None when
-    there is none or with --overwrite; an error when OUT holds images made with other settings.
+    there is none or with --overwrite. An error when OUT holds images made with other settings, or LR files
+    (`targets` that exist) without an index: an interrupted run of unknown settings, or another tool's files.
+
+    Each run writes its index (settings first, images at the end) before it writes any image, so files beside an
+    index of the same settings were made with those settings.
     """
     from blindsr.cli.main import CLIError
 
-    if overwrite or not path.exists():
+    if overwrite:
+        return None
+    if not path.exists():
+        found = next((t for t in targets if t.exists()), None)
+        if found is not None:
+            raise CLIError(
+                f"{path.parent} already holds {found.name} but no {path.name} says how it was made; use another "
+                "folder or --overwrite"
+            )
         return None
     try:
         old = json.loads(path.read_text())
@@ -277,7 +291,7 @@ def _run_single(args: argparse.Namespace, out: Path, hr_dir: Path, bench: Any) -
     ).to(device, dtype=torch.float32)
     meta: dict[str, Any] = {
         "blindsr_version": blindsr.__version__,
-        "hr_dir": str(hr_dir),
+        "hr_dir": str(hr_dir.resolve()),
         "scale": args.scale,
         "kernel": {**kernel_desc, "size": size},
         "noise_sigma_255": args.noise,
@@ -289,9 +303,14 @@ def _run_single(args: argparse.Namespace, out: Path, hr_dir: Path, bench: Any) -
         "noise_seed_rule": 'sha256("blindsr-degrade|<seed>|<stem>")[:8], big-endian, masked to 63 bits',
     }
     index_path = out / "degradation.json"
-    old = _existing_index(index_path, meta, overwrite=args.overwrite, ignore=("blindsr_version", "images"))
+    targets = [out / f"{name}.{fmt}" for name in bench.names]
+    old = _existing_index(
+        index_path, meta, overwrite=args.overwrite, ignore=("blindsr_version", "images", "complete"), targets=targets
+    )
     previous = {entry.get("stem"): entry for entry in (old or {}).get("images", []) if isinstance(entry, dict)}
     make_parent(index_path)  # OUT itself, when its parent exists (nothing above it is created)
+    # the settings go first, before any image: files beside this index are known to be made with them
+    _write_json(index_path, {**meta, "complete": False, "images": (old or {}).get("images", [])})
     t0 = time.perf_counter()
     progress = _Progress()
     images: list[dict[str, Any]] = []
@@ -299,9 +318,8 @@ def _run_single(args: argparse.Namespace, out: Path, hr_dir: Path, bench: Any) -
         name = bench.names[i]
         path = out / f"{name}.{fmt}"
         if path.exists() and not args.overwrite:
-            progress.kept += 1
-            if name in previous:
-                images.append(previous[name])
+            progress.kept += 1  # made with these settings (see _existing_index); sizes unknown if not listed
+            images.append(previous.get(name, {"stem": name, "file": path.name}))
             continue
         item = _load(bench, i, progress)
         if item is None:
@@ -318,6 +336,7 @@ def _run_single(args: argparse.Namespace, out: Path, hr_dir: Path, bench: Any) -
             {"stem": item.name, "file": path.name, "hr_size": list(item.hr.shape[-2:]), "lr_size": list(lr.shape[-2:])}
         )
     meta["images"] = sorted(images, key=lambda entry: str(entry["stem"]))
+    meta["complete"] = progress.failed == 0
     _write_json(index_path, meta)
     elapsed = time.perf_counter() - t0
     print(f"{progress.summary('LR images', out)} ({fmt}, x{args.scale}, {elapsed:.1f} s)")
@@ -357,7 +376,7 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
         "blindsr_version": blindsr.__version__,
         "preset": preset.name,
         "description": preset.description,
-        "hr_dir": str(hr_dir),
+        "hr_dir": str(hr_dir.resolve()),
         "format": fmt,
         "kernel_size": preset.kernel_size,
         "blur_padding": preset.pipeline.blur_padding,
@@ -367,10 +386,18 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
         "dataset": dataset,
     }
     index_path = out / "index.json"
-    old = _existing_index(index_path, index, overwrite=args.overwrite, ignore=("blindsr_version", "cells"))
+    targets = [
+        out / f"x{s}" / st.label / f"{name}.{fmt}"
+        for s in scales
+        for st in preset.settings_for(s)
+        for name in benches[s].names
+    ]
+    old = _existing_index(
+        index_path, index, overwrite=args.overwrite, ignore=("blindsr_version", "cells", "complete"), targets=targets
+    )
     old_cells = [c for c in (old or {}).get("cells", []) if isinstance(c, dict)]
-    previous = {(c.get("scale"), c.get("setting_index")): set(c.get("images", [])) for c in old_cells}
     make_parent(index_path)  # OUT itself, when its parent exists (nothing above it is created)
+    _write_json(index_path, {**index, "complete": False, "cells": old_cells})  # the settings, before any image
     progress = _Progress()
     cells: list[dict[str, Any]] = [c for c in old_cells if c.get("scale") not in scales]
     total = 0
@@ -392,9 +419,8 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
             todo = []
             for i in range(len(settings)):
                 if (folders[i] / f"{name}.{fmt}").exists() and not args.overwrite:
-                    progress.kept += 1
-                    if name in previous.get((s, i), ()):
-                        images[i].append(name)
+                    progress.kept += 1  # made with these settings (see _existing_index)
+                    images[i].append(name)
                 else:
                     todo.append(i)
             item = _load(bench, n, progress) if todo else None
@@ -421,6 +447,7 @@ def _run_preset(args: argparse.Namespace, out: Path, hr_dir: Path) -> int:
                 }
             )
     index["cells"] = cells
+    index["complete"] = progress.failed == 0
     _write_json(index_path, index)
     print(f"{progress.summary('LR images', out)} ({len(cells)} cells of {preset.name})")
     return _exit_code(progress, total)

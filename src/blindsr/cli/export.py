@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise CLIError(f"{run_dir} is not a run folder (no config.yaml)")
-    run_files = [p for p in run_dir.rglob("*") if p.is_file()]
+    # what export reads, and the run's other weights: never a target
+    run_files = [config_path, *(p for p in (run_dir / "final").glob("*") if p.is_file())]
+    run_files += [p for p in (run_dir / "checkpoints").rglob("*.safetensors")]
     args.output = check_output_file(args.output, inputs=run_files, overwrite=args.overwrite, suffixes=(".safetensors",))
     final = run_dir / "final"
     ema = args.ema if args.ema is not None else (final / "ema.safetensors").is_file()

@@ -81,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"blindsr {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused (a full disk, a read-only folder, no permission): its own words
+        if os.environ.get("BLINDSR_DEBUG"):
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"blindsr {args.command}: error: {e.strerror or type(e).__name__}{where}", file=sys.stderr)
+        return 2
     except Exception as e:  # image decoding errors etc. keep their one-line message
         user_facing = ("ImageReadError", "ImageWriteError", "NonFiniteLossError", "CheckpointError")
         if os.environ.get("BLINDSR_DEBUG") or type(e).__name__ not in user_facing:

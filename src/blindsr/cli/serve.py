@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-DEFAULT_MAX_JOB_MACS = 200e9  # blindsr.serve.app.DEFAULT_MAX_JOB_MACS, without importing FastAPI for --help
+DEFAULT_MAX_JOB_MACS = 400e9  # blindsr.serve.app.DEFAULT_MAX_JOB_MACS, without importing FastAPI for --help
 
 _DESCRIPTION = """Serve a small web page to try the models: upload an image, choose a model and an output scale,
 compare the result with the bicubic-enlarged input on a slider, see the blur kernel and noise map the model
@@ -58,10 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-job-gmac",
         type=float,
-        default=DEFAULT_MAX_JOB_MACS / 1e9,
+        default=None,
         metavar="GMAC",
-        help=f"largest job in estimated work, 10^9 multiply-accumulates (default {DEFAULT_MAX_JOB_MACS / 1e9:g}: "
-        "about 0.17 MP with dmsr-x4, under a minute on a 2-core CPU); 0 for no cap",
+        help=f"largest job in estimated work, 10^9 multiply-accumulates (default on the CPU "
+        f"{DEFAULT_MAX_JOB_MACS / 1e9:g}: about 0.35 MP, e.g. 640x480, with dmsr-x4 at x4, about 80 s on a 2-core "
+        "CPU; on a GPU: no cap); 0 for no cap",
     )
     p.add_argument("--max-results", type=int, default=8, help="finished results kept for download (default 8)")
     p.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N, mps")
@@ -130,8 +131,15 @@ def run(args: argparse.Namespace) -> int:
         ) from e
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.max_results < 1:
-        raise CLIError("--max-upload-mb and --max-megapixels must be > 0, --max-results >= 1")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels)):
+        if not (math.isfinite(value) and value > 0):
+            raise CLIError(f"{flag} must be a positive number, got {value:g}")
+    if args.max_results < 1:
+        raise CLIError(f"--max-results must be >= 1, got {args.max_results}")
+    if args.max_job_gmac is None:  # the cap protects a CPU; a GPU runs the 4 MP limit's largest job in seconds
+        from blindsr.inference import resolve_device
+
+        args.max_job_gmac = DEFAULT_MAX_JOB_MACS / 1e9 if resolve_device(args.device).type == "cpu" else 0.0
     if not (math.isfinite(args.max_job_gmac) and args.max_job_gmac >= 0):
         raise CLIError(f"--max-job-gmac must be >= 0 (0: no cap), got {args.max_job_gmac:g}")
     tile = _tile(args.tile)

@@ -261,13 +261,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     """Write a float32 .npy atomically (temporary file, then rename)."""
     import numpy as np
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            np.save(fh, array.astype(np.float32))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from blindsr.files import atomic_write
+
+    atomic_write(path, lambda fh: np.save(fh, array.astype(np.float32)))
 
 
 def _describe_tile(upscaler: Upscaler) -> str:
@@ -338,6 +334,8 @@ def run(args: argparse.Namespace) -> int:
         out = out_file.parent
     elif out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
+    if not out.exists() and not out.parent.is_dir():  # OUT itself is created, not a tree above it
+        raise CLIError(f"cannot create {out}: its folder {out.parent} does not exist (only OUT itself is created)")
     jobs = _collect(inputs, out, recursive=args.recursive)
     model = args.model if args.model is not None else default_model(args.outscale)
 
@@ -366,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"outscale: {upscaler.outscale:g} (the x{upscaler.scale} output is resized with MATLAB bicubic)")
 
     input_paths = {job.source.resolve() for job in jobs}
+    input_inodes = {_inode(job.source) for job in jobs} - {None}  # hard links, case-insensitive names
     claimed: dict[Path, Path] = {}
     failed = written = skipped = 0
     total = len(jobs)
@@ -378,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
     def claim(source: Path, target: Path) -> bool:
         """False (and the failure reported) when `target` is an input or another input's output."""
         outputs = [target, *(_side_files(target) if args.save_degradation else [])]
-        clash = next((p for p in outputs if p.resolve() in input_paths), None)
+        clash = next((p for p in outputs if p.resolve() in input_paths or _inode(p) in input_inodes), None)
         if clash is not None:
             fail(source, f"refusing to overwrite the input {clash} (use another -o or --suffix)")
             return False
@@ -497,6 +496,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{failed} of {total} failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, None otherwise: what identifies a file under any of its names."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _first_line(error: BaseException) -> str:

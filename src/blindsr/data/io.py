@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 import struct
 import sys
 import zlib
@@ -688,32 +687,20 @@ def _save_pil(pixels: np.ndarray, file: BinaryIO, *, pil_format: str, quality: i
 
 
 def _atomic_write(path: Path, save: Callable[[BinaryIO], None]) -> None:
-    """Run ``save(file)`` on a temporary sibling of `path`, then move it onto `path`; never leave it behind."""
+    """Run ``save(file)`` on a temporary sibling of `path`, then rename it onto `path` (:func:`blindsr.files.
+    atomic_write`); the folders above `path` are created. Every failure is an :class:`ImageWriteError`."""
+    from blindsr.files import OutputError, atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp, fd = _create_temp(path)
     except OSError as error:
         raise ImageWriteError(path, _first_line(error)) from error
     try:
-        with os.fdopen(fd, "wb") as file:
-            save(file)
-        os.replace(temp, path)
-    except BaseException as error:
-        temp.unlink(missing_ok=True)
-        if isinstance(error, (OSError, ValueError, KeyError)):  # what Pillow and numpy raise for unwritable data
-            raise ImageWriteError(path, _first_line(error)) from error
-        raise
-
-
-def _create_temp(path: Path) -> tuple[Path, int]:
-    # os.open with mode 0o666 lets the umask decide the final permissions (tempfile.mkstemp would force 0o600)
-    for _ in range(100):
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file next to {path}")
+        atomic_write(path, save, create_parent=False)
+    except OutputError as error:  # the OS refused (full disk, read-only, ...): its own words
+        raise ImageWriteError(path, _first_line(error.__cause__ or error)) from error
+    except (ValueError, KeyError) as error:  # what Pillow and numpy raise for data they cannot write
+        raise ImageWriteError(path, _first_line(error)) from error
 
 
 # ----------------------------------------------------------------------------------------------------------------

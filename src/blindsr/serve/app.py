@@ -90,9 +90,10 @@ DEFAULT_MAX_PIXELS = 4_000_000
 """4 megapixels per input image."""
 DEFAULT_MAX_RESULTS = 8
 """Finished jobs kept for download."""
-DEFAULT_MAX_JOB_MACS = 200e9
-"""200 GMAC of estimated work per job: about 0.17 MP (406x406) with the shipped ``dmsr-x4`` at x4 (1.15 MMAC per
-pixel), under a minute on a 2-core CPU (a whole 406x406 job took 39 s there, with other work running)."""
+DEFAULT_MAX_JOB_MACS = 400e9
+"""400 GMAC of estimated work per job: about 0.35 MP (640x480 fits) with the shipped ``dmsr-x4`` at x4 (1.15 MMAC
+per pixel), about 80 s on a 2-core CPU (extrapolated from a whole 406x406 job of 198 GMAC: 39 s). ``blindsr serve``
+applies it on the CPU only; on a GPU it sets no cap."""
 
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the small fields, on top of the file itself
 _RETRY_AFTER_S = "2"

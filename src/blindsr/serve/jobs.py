@@ -408,6 +408,17 @@ def _takes_cancel(method: Callable[..., Any]) -> bool:
 
 
 def _upscale(upscaler: UpscalerLike, image: np.ndarray, cancel: threading.Event | None) -> UpscaleResultLike:
+    from blindsr.inference import MemoryLimitError
+
+    try:
+        return _upscale_cancellable(upscaler, image, cancel)
+    except MemoryLimitError as e:  # the Upscaler's own estimate: more memory than this machine has
+        raise JobError(413, str(e)) from None
+
+
+def _upscale_cancellable(
+    upscaler: UpscalerLike, image: np.ndarray, cancel: threading.Event | None
+) -> UpscaleResultLike:
     if cancel is None:
         return upscaler.upscale_with_degradation(image)
     from blindsr.inference import UpscaleCancelledError
