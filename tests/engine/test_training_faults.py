@@ -386,3 +386,17 @@ def test_resuming_a_finished_run_reports_its_last_loss_and_rewrites_no_checkpoin
     again = capsys.readouterr().out.strip().splitlines()[-1]
     assert again == summary and "nan" not in again
     assert state.stat().st_mtime_ns == before
+
+
+def test_a_kill_while_the_new_best_copy_was_built_rebuilds_best(tmp_path: Path) -> None:
+    """best/ still holds the previous best (the kill came before the renames): the recorded best step wins."""
+    from blindsr.engine.checkpoint import checkpoint_step, recover_best
+
+    root = tmp_path / "checkpoints"
+    for name, step in (("step_00000004", 4), ("best", 2), (".best.tmp", 4)):
+        (root / name).mkdir(parents=True)
+        (root / name / "manifest.json").write_text(json.dumps({"step": step}))
+    note = recover_best(root, best_step=4)
+    assert note is not None and "step 4" in note
+    assert checkpoint_step(root / "best") == 4 and not (root / ".best.tmp").exists()
+    assert recover_best(root, best_step=4) is None  # nothing more to do

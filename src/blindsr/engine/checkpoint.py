@@ -587,7 +587,8 @@ def load_latest_checkpoint(
 def recover_best(ckpt_root: Path, *, best_step: int | None = None) -> str | None:
     """Repair ``best/`` after a crash inside :func:`copy_checkpoint`; returns a one-line note when it did something.
 
-    With ``best/`` present, leftovers (``.best.tmp``, ``.best.old``) are removed. With ``best/`` missing, the kept
+    With ``best/`` present, leftovers (``.best.tmp``, ``.best.old``) are removed, and a ``best/`` of another step
+    than `best_step` is rebuilt from ``step_<best_step>`` when that is still kept. With ``best/`` missing, the kept
     copy that is intact and was saved at `best_step` (the run's recorded best) takes its place; without a match,
     the newer copy if intact, else the older one.
     """
@@ -597,6 +598,11 @@ def recover_best(ckpt_root: Path, *, best_step: int | None = None) -> str | None
     if best.exists():
         for leftover in (tmp, old):
             shutil.rmtree(leftover, ignore_errors=True)
+        # killed while the new copy was being built: best/ is still the previous best; rebuild it from its step
+        source = ckpt_root / f"step_{best_step:08d}" if best_step is not None else None
+        if source is not None and checkpoint_step(best) != best_step and source.is_dir():
+            copy_checkpoint(source, best)
+            return f"updated {best} to step {best_step}, the run's recorded best, after an interrupted update"
         return None
     intact = []
     for copy in (tmp, old):
