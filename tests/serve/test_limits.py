@@ -398,3 +398,23 @@ def test_serve_limits_are_finite_positive_numbers(
     assert main(["serve", "-m", str(tiny_release), flag, value]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{flag} must be a positive number" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_gray_upload_gives_a_gray_result(
+    tiny_release: Path, sandbox: Path, tmp_path: Path, write_png: PngWriter
+) -> None:
+    from PIL import Image
+
+    gray = tmp_path / "gray.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (16, 20), dtype=np.uint8)).save(gray)
+    app = create_app(models={"tiny": tiny_release}, upscaler_factory=lambda source, outscale: SlowUpscaler(tiles=1))
+    with TestClient(app) as client:
+        response = _upload(client, gray)
+        assert response.status_code == 200, response.text
+        for name in ("result", "bicubic"):
+            png = client.get(response.json()["urls"][name])
+            assert png.status_code == 200
+            out = tmp_path / f"{name}.png"
+            out.write_bytes(png.content)
+            assert Image.open(out).mode == "L"

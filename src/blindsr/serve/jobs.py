@@ -581,6 +581,17 @@ def _bicubic(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return imresize(lr, size=size).clamp_(0.0, 1.0)[0]
 
 
+def _is_gray(image: np.ndarray) -> bool:
+    """Whether an (H, W, 3) image has R = G = B everywhere (how a gray file reads as RGB)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) uint8 BT.601 luma (Pillow's weights), rounded half up."""
+    y = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.floor(np.clip(y, 0.0, 255.0) + np.float32(0.5)).astype(np.uint8)
+
+
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise JobCancelledError()
@@ -705,8 +716,11 @@ def run_job(
         if sr.dtype != np.uint8 or sr.ndim != 3 or sr.shape[2] != 3:
             raise TypeError(f"the upscaler returned {sr.dtype} {sr.shape}, expected (H, W, 3) uint8")
         files = {"result": directory / "result.png", "bicubic": directory / "bicubic.png"}
+        bicubic = _bicubic(image, (sr.shape[0], sr.shape[1]))
+        if _is_gray(image):  # gray in, gray out: the result as BT.601 luma, as `blindsr upscale` writes it
+            sr, bicubic = _luma(sr), bicubic[:1]
         write_image(files["result"], sr)
-        write_image(files["bicubic"], _bicubic(image, (sr.shape[0], sr.shape[1])))
+        write_image(files["bicubic"], bicubic)
         if result.kernel is not None or result.noise is not None:
             from blindsr.inference import kernel_image, noise_image
 
