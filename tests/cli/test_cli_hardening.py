@@ -573,3 +573,10 @@ def test_a_system_error_is_one_line(
     monkeypatch.setattr(protocols, "run", full)  # `register` binds it when main builds the parser
     assert main(["protocols"]) == 2
     _one_line_error(capsys, "No space left on device", "log.jsonl")
+
+
+def test_a_pickled_checkpoint_is_named_and_never_unpickled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "RealESRGAN_x4plus.pth"
+    torch.save({"params_ema": {"w": torch.zeros(2)}}, path)
+    assert _upscale_with(str(path), tmp_path) == 2
+    _one_line_error(capsys, "pickled PyTorch checkpoint", "never unpickles")

@@ -286,6 +286,13 @@ def _read_info(path: Path) -> _ReleaseInfo:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        with path.open("rb") as fh:
+            head = fh.read(2)
+        if head == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise WeightsError(  # torch.save's zip archive, or a bare pickle: never unpickled here
+                f"{path} is a pickled PyTorch checkpoint (.pth/.pt), which blindsr never unpickles: it loads its own "
+                "safetensors release files (`blindsr export RUN_DIR -o FILE`, or a zoo name from `blindsr models`)"
+            ) from e
         raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
     if metadata.get("format") != FORMAT:
         raise WeightsError(
