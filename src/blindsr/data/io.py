@@ -49,6 +49,7 @@ __all__ = [
     "ImageMode",
     "ImageReadError",
     "ImageWriteError",
+    "LUMA_WEIGHTS",
     "LoadedImage",
     "float_to_uint8",
     "format_can_hold",
@@ -717,7 +718,9 @@ stops decompression bombs (a few KB of PNG that inflate to gigabytes)."""
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG16_CHANNELS: Final = {2: 3, 4: 2, 6: 4}  # PNG colour type -> channels, for the 16-bit kinds Pillow reads as 8-bit
 _CHANNEL_MODES: Final[dict[int, ImageMode]] = {1: "gray", 2: "gray_alpha", 3: "rgb", 4: "rgba"}
-_LUMA: Final = (0.299, 0.587, 0.114)  # ITU-R BT.601, the weights Pillow's convert("L") uses
+LUMA_WEIGHTS: Final = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights (R, G, B), those of Pillow's ``convert("L")``: how colour becomes gray here."""
+_LUMA: Final = LUMA_WEIGHTS
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from blindsr.data.io import (
+    LUMA_WEIGHTS,
     ImageMode,
     LoadedImage,
     is_pil_image,
@@ -822,7 +823,7 @@ def _tensors(value: Any) -> Iterator[Tensor]:
 
 # ---------------------------------------------------------------------------------------------------------- pixels
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as blindsr.data.io computes gray
+_LUMA = LUMA_WEIGHTS  # as blindsr.data.io computes gray
 
 
 def _pil_bit_depth(mode: ImageMode, bit_depth: int) -> int:

@@ -41,7 +41,14 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import torch
 
-from blindsr.data.io import IMAGE_EXTENSIONS, ImageReadError, image_size, read_image_uint8, write_image
+from blindsr.data.io import (
+    IMAGE_EXTENSIONS,
+    LUMA_WEIGHTS,
+    ImageReadError,
+    image_size,
+    read_image_uint8,
+    write_image,
+)
 from blindsr.ops.resize import imresize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -588,7 +595,7 @@ def _is_gray(image: np.ndarray) -> bool:
 
 def _luma(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W) uint8 BT.601 luma (Pillow's weights), rounded half up."""
-    y = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    y = image.astype(np.float32) @ np.array(LUMA_WEIGHTS, dtype=np.float32)
     return np.floor(np.clip(y, 0.0, 255.0) + np.float32(0.5)).astype(np.uint8)
 
 

@@ -538,7 +538,7 @@ def export_onnx(
     trace_shape = TRACE_SHAPE if trace_shape is None else trace_shape
     target = Path(path)
     make_parent(target)
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")  # unique: exports may overlap
     generator = torch.Generator().manual_seed(1234)
     start = time.perf_counter()
     ref_model = copy.deepcopy(model).float().cpu().eval()  # the caller's module keeps its dtype, device and mode
