@@ -1281,6 +1281,19 @@ def format_can_hold(suffix: str, *, mode: ImageMode, bit_depth: int) -> bool:
     return True
 
 
+def _write_target(path: PathLike, quality: int) -> tuple[Path, str]:
+    """`path` and its lower-case extension, once the extension is a known format and `quality` is in 1..100."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        raise ImageWriteError(
+            path, f"unknown extension {path.suffix or '(none)'!r}; use one of {', '.join(_WRITE_FORMATS)}"
+        )
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    return path, suffix
+
+
 def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -> None:
     """Write `image` atomically in its own kind (mode, bit depth, EXIF, ICC profile) as far as the format allows.
 
@@ -1310,14 +1323,7 @@ def write_image_like(path: PathLike, image: LoadedImage, *, quality: int = 95) -
     >>> back.mode, back.bit_depth, bool((back.rgb - rgba.rgb).abs().max() < 1e-4)
     ('rgba', 16, True)
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _WRITE_FORMATS:
-        raise ImageWriteError(
-            path, f"unknown extension {path.suffix or '(none)'!r}; use one of {', '.join(_WRITE_FORMATS)}"
-        )
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality}")
+    path, suffix = _write_target(path, quality)
     mode: ImageMode = image.mode
     if mode in ("gray_alpha", "rgba") and suffix not in _ALPHA_FORMATS:
         mode = "gray" if mode == "gray_alpha" else "rgb"
@@ -1372,14 +1378,7 @@ def write_pixels_like(path: PathLike, pixels: np.ndarray, *, like: LoadedImage, 
         ValueError: pixels of another layout or dtype, a bit depth other than 8/16, or a format that cannot hold it.
         ImageWriteError: unknown extension or an I/O failure.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _WRITE_FORMATS:
-        raise ImageWriteError(
-            path, f"unknown extension {path.suffix or '(none)'!r}; use one of {', '.join(_WRITE_FORMATS)}"
-        )
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality}")
+    path, suffix = _write_target(path, quality)
     dtype = _PIXEL_DTYPES.get(like.bit_depth)
     if dtype is None or not format_can_hold(suffix, mode=like.mode, bit_depth=like.bit_depth):
         raise ValueError(f"{suffix} cannot hold {like.bit_depth}-bit {like.mode} pixels; use write_image_like")
