@@ -84,7 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_macs.py
 
 from _macs import MacCount, count_macs  # noqa: E402
 
-from blindsr.nets import ARCHS  # noqa: E402
+from blindsr.archs import ARCHITECTURES  # noqa: E402
 from blindsr.zoo import LoadedModel, load_model  # noqa: E402
 from blindsr.zoo import cards as zoo_cards  # noqa: E402
 from blindsr.zoo.weights import resolve_weights  # noqa: E402
@@ -192,7 +192,7 @@ class ModelSpec:
     Attributes:
         label: how the table names it.
         source: a zoo name or release path for ``load_model``; ignored when `random_kwargs` is set.
-        random_kwargs: build ``ARCHS[arch](**random_kwargs)`` with random weights instead (timing only).
+        random_kwargs: build ``ARCHITECTURES[arch].build(random_kwargs)`` with random weights instead (timing only).
         arch: the architecture of `random_kwargs`.
         note: shown under the table (e.g. "random weights, timing only").
     """
@@ -235,7 +235,7 @@ def build_model(spec: ModelSpec, device: str = "cpu") -> LoadedModel:
         return load_model(spec.source, device=device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = ARCHS[spec.arch](**spec.random_kwargs)
+        net = ARCHITECTURES[spec.arch].build(spec.random_kwargs)
     net = net.to(device).eval()
     return LoadedModel(
         model=net,

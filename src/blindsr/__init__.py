@@ -12,10 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "__version__": "blindsr.version",
     "degrade": "blindsr.degradations.apply",
     "synthesize_lr": "blindsr.degradations.apply",
     "sample_degradation": "blindsr.degradations.sample",
@@ -56,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blindsr.inference import Upscaler
     from blindsr.metrics.psnr_ssim import psnr, ssim
     from blindsr.ops.resize import imresize
+    from blindsr.version import __version__
     from blindsr.zoo import list_models, load_model
 
 

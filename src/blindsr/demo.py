@@ -153,7 +153,7 @@ def sample_paths() -> list[Path]:
     Raises:
         FileNotFoundError: the samples are missing from the installation.
     """
-    from blindsr.data.io import list_images
+    from blindsr.data.images import list_images
 
     folder = Path(str(resources.files("blindsr").joinpath("assets", "samples")))
     paths = list_images(folder) if folder.is_dir() else []
@@ -224,7 +224,7 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu", model: str =
         FileNotFoundError: the bundled samples (or an explicitly named model) are missing.
     """
     import blindsr
-    from blindsr.data.io import read_image, write_image
+    from blindsr.data.images import read_image, write_image
     from blindsr.degradations.presets import get_eval_preset
     from blindsr.metrics import psnr_and_ssim
     from blindsr.ops.crop import modcrop

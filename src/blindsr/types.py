@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-__all__ = ["Method", "Scale", "StepOutput", "UpscaleFn"]
+__all__ = ["Method", "Release", "Scale", "StepOutput", "UpscaleFn"]
 
 Scale = Literal[2, 3, 4]
 UpscaleFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+Release = dict[str, tuple[str, dict[str, Any]]]
+"""What :meth:`Method.release` returns: network name (a key of ``Method.networks``) → (``blindsr.archs`` id,
+``arch_kwargs``), the latter as a release file stores them: a flat JSON object that rebuilds the network
+(``blindsr.archs.constructor_kwargs`` turns it into the constructor's arguments)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +59,16 @@ class Method(Protocol):
         Args:
             hr: HR patches; the method synthesises its LR on the fly.
             step: the optimiser step (0-based).
-            generator: the only source of randomness for this step (seeded from (seed, step, rank) by the loop).
+            generator: the only source of randomness for this step, from the run's training batches (seeded from
+                (seed, step, micro-batch, rank); see `blindsr.engine.loop.BatchSource`).
             nets: the networks to call (DDP-wrapped when distributed), keyed like :attr:`networks`.
         """
         ...
 
     def inference(self, nets: Mapping[str, nn.Module]) -> UpscaleFn:
         """An ``upscale(lr (1, 3, h, w), scale) -> sr`` function for validation, using `nets` (possibly EMA)."""
+        ...
+
+    def release(self) -> Release:
+        """The networks ``blindsr export`` can write as release files, and how each is rebuilt (:data:`Release`)."""
         ...

@@ -14,15 +14,16 @@ from blindsr.analysis.idr import NoIDRError, analyze_idr, center_crop, collect_i
 from blindsr.analysis.rdam import NoRDAMError, collect_rdam_maps, rdam_network
 from blindsr.analysis.synth import degradation_set, parse_degradation, set_labels, synthesize_lr
 from blindsr.degradations import get_eval_preset
+from blindsr.files import OutputError
 from blindsr.nets.dmsr import DMSRNet
-from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent, MRDATeacher, RDAConv
+from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent, MRDATeacher, RDAConv, RDANOptions
 
-TINY: dict[str, Any] = {"n_feats": 8, "n_blocks": 2, "idr_dim": 16, "den_channels": 4}
+TINY: dict[str, Any] = {"n_feats": 8, "n_blocks": 2, "idr_dim": 16}  # RDANOptions fields; DEN width 4
 
 
 def _student(**kwargs: Any) -> MRDAStudent:
     torch.manual_seed(0)
-    return MRDAStudent(scale=2, **{**TINY, **kwargs}).eval()
+    return MRDAStudent(scale=2, rdan_options=RDANOptions(**{**TINY, **kwargs}), den_channels=4).eval()
 
 
 def test_degradation_sets() -> None:
@@ -86,16 +87,20 @@ def test_save_npz(tmp_path: Path) -> None:
     images = [("a", torch.rand(3, 24, 24)), ("b", torch.rand(3, 24, 24))]
     samples = collect_idr(_student(), images, degradation_set(kind="aniso", scale=2), scale=2, seed=0)
     analysis = analyze_idr(samples, seed=0, n_iter=30)
-    analysis.save_npz(tmp_path / "x.npz", seed=0, model="m")
+    assert analysis.save(tmp_path / "x.npz", seed=0, model="m") == tmp_path / "x.npz"
     data = np.load(tmp_path / "x.npz")
     assert data["idr"].shape == (16, 16) and data["embedding"].shape == (16, 2) and data["labels"].shape == (16,)
     assert int(data["tsne_seed"]) == 0 and str(data["model"]) == "m" and len(data["label_names"]) == 8
+    with pytest.raises(OutputError, match="exists; pass overwrite=True"):
+        analysis.save(tmp_path / "x.npz")
+    analysis.save(tmp_path / "x.npz", overwrite=True)
+    assert "model" not in np.load(tmp_path / "x.npz")
 
 
 def test_models_without_idr_say_so() -> None:
     assert idr_network(_student()) is not None
     cases = [
-        (MRDATeacher(scale=2, mln_channels=8, **TINY), "mrda_t", "teacher"),
+        (MRDATeacher(scale=2, mln_channels=8, rdan_options=RDANOptions(**TINY), den_channels=4), "mrda_t", "teacher"),
         (MetaLearningNetwork(scale=2, n_feats=8, n_body=1), "mrda_mln", "MLN"),
         (DMSRNet(scale=2, n_feats=8, n_groups=1, n_blocks=1, extractor_channels=8), "dmsr", "no implicit"),
     ]
@@ -151,7 +156,7 @@ def test_models_without_rdam_say_so() -> None:
     for model, words in [
         (_student(modulation="none"), "no RDAM"),
         (_student(modulation="da"), "no RDAM"),
-        (MRDATeacher(scale=2, mln_channels=8, **TINY), "teacher"),
+        (MRDATeacher(scale=2, mln_channels=8, rdan_options=RDANOptions(**TINY), den_channels=4), "teacher"),
         (MetaLearningNetwork(scale=2, n_feats=8, n_body=1), "not an MRDA student"),
     ]:
         with pytest.raises(NoRDAMError, match=words):

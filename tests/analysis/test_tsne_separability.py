@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
@@ -91,9 +88,3 @@ def test_random_labels_score_near_chance() -> None:
     labels = rng.integers(0, 4, 200)
     assert abs(silhouette_score(x, labels)) < 0.1
     assert knn_accuracy(x, labels, k=5) < 0.45
-
-
-@pytest.mark.parametrize("name", ["tsne", "separability", "synth", "adaptation"])
-def test_doctests(name: str) -> None:
-    module = importlib.import_module(f"blindsr.analysis.{name}")
-    assert doctest.testmod(module).failed == 0

@@ -1,4 +1,8 @@
-"""`blindsr analyze idr | rdam | adaptation` on tiny random MRDA networks and synthetic images in tmp_path."""
+"""`blindsr analyze idr | rdam | adaptation` on tiny random MRDA networks and synthetic images in tmp_path.
+
+The commands check for matplotlib before they load anything: a test that gets past that check needs it and is
+skipped without it (``pytest.importorskip``); the argument checks before it, and the one-line hint when it is
+missing, are tested everywhere. What the commands compute is tested without matplotlib in tests/analysis."""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
+from blindsr.archs import constructor_kwargs
 from blindsr.cli.main import main
 from blindsr.config import dump_config, load_config
-from blindsr.data.io import write_image
+from blindsr.data.images import write_image
 from blindsr.engine.checkpoint import save_weights
 from blindsr.methods import build_method
 from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent
@@ -34,7 +39,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     out = {}
     for name, kwargs in [("student", STUDENT), ("plain", {**STUDENT, "modulation": "none"})]:
         out[name] = tmp_path / f"{name}.safetensors"
-        save_release(MRDAStudent(**kwargs), out[name], arch="mrda_s", arch_kwargs=kwargs, scale=2, half=False)
+        net = MRDAStudent(**constructor_kwargs("mrda_s", kwargs))
+        save_release(net, out[name], arch="mrda_s", arch_kwargs=kwargs, scale=2, half=False)
     out["toy"] = tmp_path / "toy.safetensors"
     toy = {"scale": 2, "n_feats": 4, "n_blocks": 1}
     save_release(ToySR(**toy), out["toy"], arch="toy_sr", arch_kwargs=toy, scale=2)
@@ -65,6 +71,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
 
 
 def test_idr(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     out = tmp_path / "plots" / "idr.png"
     common = ["analyze", "idr", "-m", str(files["student"]), "--data-root", str(files["data"]), "--dataset", "set5"]
     assert main([*common, "--tsne-iters", "250", "--seed", "7", "-q", "-o", str(out)]) == 0
@@ -84,7 +91,16 @@ def test_idr(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixtu
     assert np.load(noise.with_suffix(".npz"))["idr"].shape == (4, 16)
 
 
+def test_idr_argument_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["analyze", "idr", "--data-root", str(files["data"]), "--dataset", "Set5", "-q", "-m", str(files["student"])]
+    assert main([*base, "--kind", "aniso", "--widths", "1", "2", "-o", str(tmp_path / "c.png")]) == 2
+    _one_line_error(capsys, "--widths")
+    assert main([*base, "-o", str(tmp_path / "d.jpg")]) == 2
+    _one_line_error(capsys, ".png")
+
+
 def test_idr_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     base = ["analyze", "idr", "--data-root", str(files["data"]), "--dataset", "Set5", "-q"]
     assert main([*base, "-m", str(files["toy"]), "-o", str(tmp_path / "a.png")]) == 2
     _one_line_error(capsys, "toy.safetensors", "has no IDR")
@@ -104,15 +120,10 @@ def test_idr_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
     _one_line_error(capsys, "does not exist")
     assert main([*base, "-m", str(files["student"]), "--dataset", "B100", "-o", str(tmp_path / "b.png")]) == 2
     _one_line_error(capsys, "B100")
-    assert (
-        main(
-            [*base, "-m", str(files["student"]), "--kind", "aniso", "--widths", "1", "2", "-o", str(tmp_path / "c.png")]
-        )
-        == 2
-    )
-    _one_line_error(capsys, "--widths")
-    assert main([*base, "-m", str(files["student"]), "-o", str(tmp_path / "d.jpg")]) == 2
-    _one_line_error(capsys, ".png")
+    few = ["--kind", "noise", "--noise-levels", "0", "30", "--max-images", "1"]
+    assert main([*base, "-m", str(files["student"]), *few, "-o", str(tmp_path / "e.png")]) == 2
+    _one_line_error(capsys, "only 2 samples", "t-SNE needs at least 4")
+    assert not (tmp_path / "e.png").exists() and not (tmp_path / "e.npz").exists()
 
 
 def test_idr_without_matplotlib(
@@ -125,6 +136,7 @@ def test_idr_without_matplotlib(
 
 
 def test_rdam(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     out = tmp_path / "rdam.png"
     hr2 = files["data"] / "Set5" / "HR" / "im1.png"
     argv = ["analyze", "rdam", "-m", str(files["student"]), "-i", str(files["hr"]), str(hr2), "-q"]
@@ -146,18 +158,26 @@ def test_rdam(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixt
     assert np.load(lr_out.with_suffix(".npz"))["mean_0"].shape == (32, 32)  # the input is the LR itself
 
 
+def test_rdam_argument_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["analyze", "rdam", "-m", str(files["student"]), "-o", str(tmp_path / "r.png"), "-q"]
+    assert main([*base, "-i", str(files["hr"]), "--degradation", "aniso:1,2"]) == 2
+    _one_line_error(capsys, "bad degradation")
+    assert main([*base, "-i", str(tmp_path / "missing.png")]) == 2
+    _one_line_error(capsys, "does not exist")
+    assert main([*base, "-i", str(files["hr"]), "--noise", "5"]) == 2
+    _one_line_error(capsys, "--noise needs --degradation")
+
+
 def test_rdam_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     small = tmp_path / "small.png"
     write_image(small, torch.rand(3, 6, 20))
     base = ["analyze", "rdam", "-m", str(files["student"]), "-o", str(tmp_path / "r.png"), "-q"]
     assert main([*base, "-i", str(small)]) == 2
     _one_line_error(capsys, "image too small", "20x6")
-    assert main([*base, "-i", str(small), "--degradation", "iso:1"]) == 2
+    assert main([*base, "-i", str(files["hr"]), str(small), "--degradation", "iso:1", "--per-block"]) == 2
     _one_line_error(capsys, "small.png", "image too small")
-    assert main([*base, "-i", str(files["hr"]), "--degradation", "aniso:1,2"]) == 2
-    _one_line_error(capsys, "bad degradation")
-    assert main([*base, "-i", str(tmp_path / "missing.png")]) == 2
-    _one_line_error(capsys, "does not exist")
+    assert sorted(p.name for p in tmp_path.glob("r*.png")) == []  # nothing written, not even the first image's
     plain = ["analyze", "rdam", "-m", str(files["plain"]), "-i", str(files["hr"]), "-o", str(tmp_path / "p.png")]
     assert main(plain) == 2
     _one_line_error(capsys, "no RDAM")
@@ -175,6 +195,7 @@ def _run_folder(tmp_path: Path, stage: str) -> Path:
 
 
 def test_adaptation(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     run = _run_folder(tmp_path, "meta")
     exported = tmp_path / "mln.safetensors"
     assert main(["export", str(run), "--network", "mln", "--fp32", "-o", str(exported)]) == 0
@@ -202,7 +223,18 @@ def test_adaptation(files: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
     assert rows[0] == ["step", "meta-run", "meta-file", "random"] and [r[0] for r in rows[1:]] == ["0", "1", "2"]
 
 
+def test_adaptation_argument_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "a.png")
+    base = ["analyze", "adaptation", "--data-root", str(files["data"]), "--dataset", "Set5", "-o", out, "-q"]
+    assert main([*base, "--mln", str(files["student"]), "--steps", "3", "--inner-lr", "1", "2"]) == 2
+    _one_line_error(capsys, "one per step")
+    assert main([*base, "--mln", "a", "--mln", "b", "--label", "x"]) == 2
+    _one_line_error(capsys, "one --label per --mln")
+    assert main(["analyze"]) == 2
+
+
 def test_adaptation_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     out = str(tmp_path / "a.png")
     base = ["analyze", "adaptation", "--data-root", str(files["data"]), "--dataset", "Set5", "-o", out, "-q"]
     student_run = _run_folder(tmp_path, "student")
@@ -212,6 +244,18 @@ def test_adaptation_errors(files: dict[str, Path], tmp_path: Path, capsys: pytes
     _one_line_error(capsys, "not an MRDA MLN", "--network mln")
     assert main([*base, "--mln", str(tmp_path / "nothing")]) == 2
     _one_line_error(capsys, "not found")
-    assert main([*base, "--mln", str(files["student"]), "--steps", "3", "--inner-lr", "1", "2"]) == 2
-    _one_line_error(capsys, "one per step")
-    assert main(["analyze"]) == 2
+
+
+def test_adaptation_without_steps(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    mln = tmp_path / "mln.safetensors"
+    net = MetaLearningNetwork(scale=2, n_feats=8, n_body=1)
+    kwargs = {"scale": 2, "n_feats": 8, "n_body": 1}
+    save_release(net, mln, arch="mrda_mln", arch_kwargs=kwargs, scale=2, half=False)
+    out = tmp_path / "a.png"
+    argv = ["analyze", "adaptation", "--mln", str(mln), "--data-root", str(files["data"]), "--dataset", "Set5"]
+    assert main([*argv, "--max-images", "1", "--steps", "0", "-q", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "inner lr -," in text and "gain" not in text
+    assert json.loads(out.with_suffix(".json").read_text())["inner_lr"] == []
+    assert [r[0] for r in csv.reader(out.with_suffix(".csv").open())] == ["step", "0"]

@@ -1,4 +1,7 @@
-"""`blindsr analyze kernels` on a tiny random DMSR network and a fake Set5 in tmp_path."""
+"""`blindsr analyze kernels` on a tiny random DMSR network and a fake Set5 in tmp_path.
+
+A test that gets past the command's matplotlib check needs matplotlib and is skipped without it; what the command
+computes is tested without matplotlib in tests/analysis."""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from blindsr.archs import constructor_kwargs
 from blindsr.cli.main import main
-from blindsr.data.io import write_image
+from blindsr.data.images import write_image
 from blindsr.nets.dmsr import DMSRNet
 from blindsr.nets.mrda import MRDAStudent
 from blindsr.zoo import save_release
@@ -28,7 +32,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     out = {"dmsr": tmp_path / "dmsr.safetensors", "student": tmp_path / "student.safetensors"}
     save_release(DMSRNet(**DMSR), out["dmsr"], arch="dmsr", arch_kwargs=DMSR, scale=2, half=False)
-    save_release(MRDAStudent(**STUDENT), out["student"], arch="mrda_s", arch_kwargs=STUDENT, scale=2, half=False)
+    student = MRDAStudent(**constructor_kwargs("mrda_s", STUDENT))
+    save_release(student, out["student"], arch="mrda_s", arch_kwargs=STUDENT, scale=2, half=False)
     g = torch.Generator().manual_seed(0)
     for i in range(3):
         write_image(tmp_path / "data" / "Set5" / "HR" / f"im{i}.png", torch.rand(3, 48, 48, generator=g))
@@ -44,6 +49,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
 
 
 def test_kernels(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     out = tmp_path / "plots" / "kernels.png"
     argv = ["analyze", "kernels", "-m", str(files["dmsr"]), "--data-root", str(files["data"]), "--dataset", "set5"]
     argv += ["--widths", "0.8", "1.3", "2.6", "--noise-levels", "0", "15", "--scale", "2", "-q", "-o", str(out)]
@@ -87,6 +93,7 @@ def test_kernels(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_kernels_defaults_and_max_images(files: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     out = tmp_path / "k.png"
     argv = ["analyze", "kernels", "-m", str(files["dmsr"]), "--data-root", str(files["data"])]
     assert main([*argv, "--max-images", "1", "-q", "-o", str(out)]) == 0
@@ -95,7 +102,27 @@ def test_kernels_defaults_and_max_images(files: dict[str, Path], tmp_path: Path)
     assert record["n_records"] == 18 and record["protocol"] == "dmsr-grid"
 
 
+def test_kernels_argument_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [
+        "analyze",
+        "kernels",
+        "--data-root",
+        str(files["data"]),
+        "--dataset",
+        "Set5",
+        "-q",
+        "-m",
+        str(files["dmsr"]),
+    ]
+    assert main([*base, "-o", str(tmp_path / "d.jpg")]) == 2
+    _one_line_error(capsys, ".png")
+    (tmp_path / "e.json").write_text("{}")
+    assert main([*base, "-o", str(tmp_path / "e.png")]) == 2
+    _one_line_error(capsys, "e.json exists", "--overwrite")
+
+
 def test_kernels_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
     base = ["analyze", "kernels", "--data-root", str(files["data"]), "--dataset", "Set5", "-q"]
     assert main([*base, "-m", str(files["student"]), "-o", str(tmp_path / "a.png")]) == 2
     _one_line_error(capsys, "student.safetensors", "MRDA student", "kernel")
@@ -104,10 +131,21 @@ def test_kernels_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.C
     _one_line_error(capsys, "x2", "--scale 4")
     assert main([*base, "-m", str(files["dmsr"]), "--widths", "1", "1", "-o", str(tmp_path / "c.png")]) == 2
     _one_line_error(capsys, "duplicate")
-    assert main([*base, "-m", str(files["dmsr"]), "-o", str(tmp_path / "d.jpg")]) == 2
-    _one_line_error(capsys, ".png")
     assert main([*base, "-m", str(files["dmsr"]), "--dataset", "B100", "-o", str(tmp_path / "e.png")]) == 2
     _one_line_error(capsys, "B100")
+
+
+def test_kernels_overwrite(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "k.png"
+    argv = ["analyze", "kernels", "-m", str(files["dmsr"]), "--data-root", str(files["data"]), "--dataset", "Set5"]
+    argv += ["--widths", "1", "--noise-levels", "0", "--max-images", "1", "-q", "-o", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 2
+    _one_line_error(capsys, "k.png exists", "--overwrite")
+    assert main([*argv, "--overwrite"]) == 0
+    assert "wrote" in capsys.readouterr().out
 
 
 def test_kernels_without_matplotlib(

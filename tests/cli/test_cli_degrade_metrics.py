@@ -136,7 +136,7 @@ def test_degrade_preset_writes_cells_and_index(tmp_path: Path) -> None:
     lr = np.load(out / cell["folder"] / "img0.npy")
     assert lr.shape == (12, 12, 3) and (lr.min() < 0 or lr.max() > 1)
     # the same cell through the library API gives the same pixels (one seeding rule everywhere)
-    from blindsr.data.io import read_image
+    from blindsr.data.images import read_image
     from blindsr.degradations.presets import get_eval_preset
 
     hr = read_image(hr_dir / "img0.png")
@@ -171,7 +171,7 @@ def test_degrade_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_metrics_pairs_by_stem_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from blindsr.data.io import read_image, write_image
+    from blindsr.data.images import read_image, write_image
     from blindsr.metrics import psnr_and_ssim
     from blindsr.ops.crop import modcrop
     from blindsr.ops.resize import bicubic_downscale, bicubic_upscale
@@ -196,7 +196,7 @@ def test_metrics_pairs_by_stem_and_writes_json(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_metrics_reports_size_mismatch_and_no_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from blindsr.data.io import write_image
+    from blindsr.data.images import write_image
 
     hr_dir = _make_set(tmp_path, size=(48, 48))
     sr_dir = tmp_path / "sr"
@@ -259,7 +259,7 @@ def test_metrics_with_lpips_from_a_weights_file(
     """`--lpips alex` loads weights through the normal resolution (here: BLINDSR_LPIPS_WEIGHTS) and reports them."""
     from safetensors.torch import save_file
 
-    from blindsr.data.io import write_image
+    from blindsr.data.images import write_image
     from blindsr.metrics.lpips import LPIPS
 
     weights = tmp_path / "lpips_alex.safetensors"

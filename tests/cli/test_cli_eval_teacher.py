@@ -11,8 +11,9 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from blindsr.archs import constructor_kwargs
 from blindsr.cli.main import main
-from blindsr.data.io import write_image
+from blindsr.data.images import write_image
 from blindsr.nets.mrda import MetaLearningNetwork, MRDATeacher
 from blindsr.zoo import save_release
 
@@ -46,8 +47,9 @@ def test_eval_released_teacher_files_as_an_oracle(tmp_path: Path, capsys: pytest
     t2_kwargs = {"scale": 4, **NET, "den_channels": 4, "mln_channels": 8}
     t3_kwargs = {"scale": 4, **NET, "idr_source": "kernel", "blur_kernel_size": 21}
     mln = _release(MetaLearningNetwork(**mln_kwargs), tmp_path / "mln.safetensors", "mrda_mln", mln_kwargs)
-    t2 = _release(MRDATeacher(**t2_kwargs), tmp_path / "t2.safetensors", "mrda_t", t2_kwargs)
-    t3 = _release(MRDATeacher(**t3_kwargs), tmp_path / "t3.safetensors", "mrda_t", t3_kwargs)
+    t2_net, t3_net = (MRDATeacher(**constructor_kwargs("mrda_t", kw)) for kw in (t2_kwargs, t3_kwargs))
+    t2 = _release(t2_net, tmp_path / "t2.safetensors", "mrda_t", t2_kwargs)
+    t3 = _release(t3_net, tmp_path / "t3.safetensors", "mrda_t", t3_kwargs)
     common = ["--protocol", "gaussian8-x4", "--data-root", str(data)]
 
     js = tmp_path / "t2.json"

@@ -178,12 +178,14 @@ def test_two_inputs_with_one_output_name_are_not_both_written(
 
 
 def test_mrda_model_saves_its_idr(tmp_path: Path) -> None:
+    from blindsr.archs import constructor_kwargs
     from blindsr.nets.mrda import MRDAStudent
     from blindsr.zoo import save_release
 
     kwargs = {"scale": 2, "n_feats": 8, "n_blocks": 1, "den_channels": 8, "idr_dim": 16}
     weights = tmp_path / "mrda.safetensors"
-    save_release(MRDAStudent(**kwargs), weights, arch="mrda_s", arch_kwargs=kwargs, scale=2)  # type: ignore[arg-type]
+    net = MRDAStudent(**constructor_kwargs("mrda_s", kwargs))
+    save_release(net, weights, arch="mrda_s", arch_kwargs=kwargs, scale=2)
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(_photo(20, 24)).save(src / "a.png")

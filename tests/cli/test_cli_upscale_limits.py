@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import blindsr.data.io as io_module
+import blindsr.data.user_images as io_module
 import blindsr.inference.upscaler as upscaler_module
 from blindsr.cli.main import main
 from blindsr.inference import Upscaler

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from blindsr.data.benchmark import BenchmarkImage, BenchmarkSet, find_benchmark_sets
-from blindsr.data.io import read_image, write_image
+from blindsr.data.images import read_image, write_image
 
 
 def _write(path: Path, height: int, width: int, *, gray: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Kernels against the reference values of the spec (section 10) and MATLAB fspecial."""
+"""Kernels against the reference values of docs/specs/degradations_and_protocols.md §10 and MATLAB fspecial."""
 
 from __future__ import annotations
 

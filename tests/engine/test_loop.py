@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,10 +17,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
+from blindsr.cli.train import train_method
 from blindsr.config import from_dict
 from blindsr.config.schema import ExperimentConfig
 from blindsr.engine.checkpoint import CheckpointError, latest_checkpoint
-from blindsr.engine.loop import NonFiniteLossError, fit
+from blindsr.engine.loop import NonFiniteLossError, TrainingBatch, fit
 from blindsr.methods import build_method
 from blindsr.types import StepOutput
 
@@ -66,13 +68,13 @@ def _weights(run_dir: Path, name: str = "networks") -> dict[str, torch.Tensor]:
 
 def test_resume_equals_uninterrupted_bit_for_bit(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
-    full = fit(cfg, build_method(cfg), run_dir=tmp_path / "full")
+    full = train_method(cfg, build_method(cfg), run_dir=tmp_path / "full")
     part = tmp_path / "part"
-    first = fit(cfg, build_method(cfg), run_dir=part, stop_after=5)  # "interrupted" mid-schedule, off the grid
+    first = train_method(cfg, build_method(cfg), run_dir=part, stop_after=5)  # "interrupted" mid-schedule, off the grid
     assert first.steps == 5 and latest_checkpoint(part) == part / "checkpoints" / "step_00000005"
     torch.manual_seed(12345)  # scramble global RNG state: resume must restore it
     np.random.seed(7)
-    resumed = fit(cfg, build_method(cfg), run_dir=part, resume=True)
+    resumed = train_method(cfg, build_method(cfg), run_dir=part, resume=True)
     assert resumed.steps == full.steps == 8
     for name in ("networks", "ema"):
         a, b = _weights(tmp_path / "full", name), _weights(part, name)
@@ -82,6 +84,65 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path: Path) -> None:
     assert resumed.final_loss == full.final_loss
     kept = sorted(p.name for p in (part / "checkpoints").glob("step_*"))
     assert len(kept) == 2  # keep_last
+
+
+class _FixedBatches:
+    """A `BatchSource` without files: random HR patches seeded by (step, micro, rank)."""
+
+    description = "random patches"
+
+    def batch(self, step: int, micro: int, *, rank: int) -> TrainingBatch:
+        seed = 1000 * step + 10 * micro + rank
+        hr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+        return TrainingBatch(hr=hr, generator=torch.Generator().manual_seed(seed + 1))
+
+
+def test_the_engine_trains_on_any_batch_source_and_validator(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, validation={"every": 3, "metric": "ssim"})
+    devices: list[torch.device] = []
+    calls: list[tuple[int, bool, list[str]]] = []
+
+    def batches(device: torch.device) -> _FixedBatches:
+        devices.append(device)
+        return _FixedBatches()
+
+    def validation(device: torch.device) -> Any:
+        devices.append(device)
+
+        def validate(networks: Mapping[str, nn.Module], step: int) -> dict[str, float]:
+            calls.append((step, any(n.training for n in networks.values()), sorted(networks)))
+            return {"ssim": 1.0 if step == 6 else 0.5, "other": float(step)}
+
+        return validate
+
+    def run(name: str, **kwargs: Any) -> Any:
+        return fit(cfg, build_method(cfg), batches=batches, validation=validation, run_dir=tmp_path / name, **kwargs)
+
+    result = run("full")
+    assert devices == [torch.device("cpu")] * 2  # each factory called once, with the training device
+    assert calls == [(3, False, ["sr"]), (6, False, ["sr"]), (8, False, ["sr"])]  # eval mode; and the last step
+    assert (result.best_metric, result.best_step, result.steps) == (1.0, 6, 8)
+    records = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    val = [{k: r[k] for k in ("step", "ssim", "other")} for r in records if r["kind"] == "val"]
+    assert val == [
+        {"step": 3, "ssim": 0.5, "other": 3.0},
+        {"step": 6, "ssim": 1.0, "other": 6.0},
+        {"step": 8, "ssim": 0.5, "other": 8.0},
+    ]
+    best = json.loads((tmp_path / "full" / "checkpoints" / "best" / "manifest.json").read_text())
+    assert best["step"] == 6
+    run("part", stop_after=4)
+    resumed = run("part", resume=True)
+    assert (resumed.best_metric, resumed.best_step, resumed.final_loss) == (1.0, 6, result.final_loss)
+    for name in ("networks", "ema"):
+        a, b = _weights(tmp_path / "full", name), _weights(tmp_path / "part", name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_every_needs_a_validator(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, validation={"every": 3})
+    with pytest.raises(ValueError, match="needs a `validation`"):
+        fit(cfg, build_method(cfg), batches=lambda device: _FixedBatches(), run_dir=tmp_path / "run")
 
 
 class _NaNAt:
@@ -100,17 +161,20 @@ class _NaNAt:
     def inference(self, nets: Mapping[str, nn.Module]) -> Any:
         return self.inner.inference(nets)
 
+    def release(self) -> Any:
+        return self.inner.release()
+
 
 def test_non_finite_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train__total_steps=10, checkpoint__every=2)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match=r"step 5 .*last good checkpoint is .*step_00000004"):
-        fit(cfg, _NaNAt(build_method(cfg), bad_step=5), run_dir=run)
+        train_method(cfg, _NaNAt(build_method(cfg), bad_step=5), run_dir=run)
     last = latest_checkpoint(run)
     assert last is not None and last.name == "step_00000004"
     weights = load_file(str(last / "networks.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
-    resumed = fit(
+    resumed = train_method(
         cfg.__class__(**{**_fields(cfg), "train": dataclasses.replace(cfg.train, total_steps=6)}),
         build_method(cfg),
         run_dir=run,
@@ -137,19 +201,19 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(CheckpointError, match="No space left.*step_00000003 is intact"):
-        fit(cfg, build_method(cfg), run_dir=run)
+        train_method(cfg, build_method(cfg), run_dir=run)
     assert latest_checkpoint(run) == run / "checkpoints" / "step_00000003"
     assert not list((run / "checkpoints").glob(".*tmp"))  # nothing half-written left behind
 
 
 def test_init_from_an_earlier_stage_is_strict(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train__total_steps=2, experiment="chain", stage="a")
-    fit(cfg, build_method(cfg), run_dir=tmp_path / "chain" / "a")
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "chain" / "a")
     stage_b = _cfg(
         tmp_path, train__total_steps=1, stage="b", init=[{"network": "sr", "from_stage": "a", "freeze": False}]
     )
     method = build_method(stage_b)
-    fit(stage_b, method, run_dir=tmp_path / "chain" / "b")
+    train_method(stage_b, method, run_dir=tmp_path / "chain" / "b")
     wrong = _cfg(
         tmp_path,
         train__total_steps=1,
@@ -158,26 +222,26 @@ def test_init_from_an_earlier_stage_is_strict(tmp_path: Path) -> None:
         init=[{"network": "sr", "from_stage": "a"}],
     )
     with pytest.raises(CheckpointError, match="strict"):
-        fit(wrong, build_method(wrong), run_dir=tmp_path / "chain" / "c")
+        train_method(wrong, build_method(wrong), run_dir=tmp_path / "chain" / "c")
     missing = _cfg(tmp_path, stage="d", init=[{"network": "sr", "from_stage": "nope"}])
     with pytest.raises(FileNotFoundError, match="run the stage 'nope' first"):
-        fit(missing, build_method(missing), run_dir=tmp_path / "chain" / "d")
+        train_method(missing, build_method(missing), run_dir=tmp_path / "chain" / "d")
 
 
 def test_init_with_exclude_transfers_everything_but_the_upsampler(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train__total_steps=1, experiment="xfer", stage="x2")
-    fit(cfg, build_method(cfg), run_dir=tmp_path / "xfer" / "x2")
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "xfer" / "x2")
     source = _weights(tmp_path / "xfer" / "x2")
     x3 = {"name": "toy", "scale": 3, "options": {"n_feats": 4, "n_blocks": 1}}
     data = {"train": [str(tmp_path / "hr")], "patch_size": 18, "batch_size": 2}
     strict = _cfg(tmp_path, stage="x3", method=x3, data=data, init=[{"network": "sr", "from_stage": "x2"}])
     with pytest.raises(CheckpointError, match="strict"):
-        fit(strict, build_method(strict), run_dir=tmp_path / "xfer" / "x3")
+        train_method(strict, build_method(strict), run_dir=tmp_path / "xfer" / "x3")
     init = [{"network": "sr", "from_stage": "x2", "exclude": ["upsample."]}]
     ok = _cfg(tmp_path, train__total_steps=1, train__optimizer__lr=0.0, stage="x3b", method=x3, data=data, init=init)
     method = build_method(ok)
     fresh = {k: v.clone() for k, v in method.networks["sr"].state_dict().items() if k.startswith("upsample.")}
-    fit(ok, method, run_dir=tmp_path / "xfer" / "x3b")
+    train_method(ok, method, run_dir=tmp_path / "xfer" / "x3b")
     loaded = method.networks["sr"].state_dict()
     for key, value in loaded.items():
         expected = fresh[key] if key.startswith("upsample.") else source[f"sr.{key}"]
@@ -186,7 +250,7 @@ def test_init_with_exclude_transfers_everything_but_the_upsampler(tmp_path: Path
         tmp_path, stage="x3c", method=x3, data=data, init=[{"network": "sr", "from_stage": "x2", "exclude": ["nope."]}]
     )
     with pytest.raises(CheckpointError, match="matches no key"):
-        fit(nothing, build_method(nothing), run_dir=tmp_path / "xfer" / "x3c")
+        train_method(nothing, build_method(nothing), run_dir=tmp_path / "xfer" / "x3c")
 
 
 def _ddp_worker(rank: int, tmp: str, world: int) -> None:
@@ -194,7 +258,7 @@ def _ddp_worker(rank: int, tmp: str, world: int) -> None:
     torch.set_num_threads(1)
     cfg = _cfg(Path(tmp), train__total_steps=4, train__ema_decay=0.0, checkpoint__every=2)
     method = build_method(cfg)
-    fit(cfg, method, run_dir=Path(tmp) / "run")
+    train_method(cfg, method, run_dir=Path(tmp) / "run")
     torch.save({k: v.clone() for k, v in method.networks.state_dict().items()}, f"{tmp}/rank{rank}.pt")
 
 
@@ -224,14 +288,14 @@ def test_ddp_two_cpu_processes_keep_weights_identical(tmp_path: Path) -> None:
 )
 def test_speed_and_schedule_options_train(tmp_path: Path, changes: dict[str, Any]) -> None:
     cfg = _cfg(tmp_path, train__total_steps=3, **changes)
-    result = fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
+    result = train_method(cfg, build_method(cfg), run_dir=tmp_path / "run")
     assert result.steps == 3 and np.isfinite(result.final_loss)
 
 
 def test_fp16_on_cpu_is_refused(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train__precision="fp16")
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
+        train_method(cfg, build_method(cfg), run_dir=tmp_path / "run")
 
 
 def test_learning_rate_follows_the_schedule(tmp_path: Path) -> None:
@@ -242,9 +306,7 @@ def test_learning_rate_follows_the_schedule(tmp_path: Path) -> None:
         log__every=1,
         train__scheduler={"name": "multistep", "milestones": [2], "gamma": 0.1},
     )
-    fit(cfg, build_method(cfg), run_dir=tmp_path / "run")
-    import json
-
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "run")
     lrs = [
         r["lr"]
         for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())

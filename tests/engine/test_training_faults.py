@@ -28,10 +28,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from blindsr.cli.main import main
+from blindsr.cli.train import train_method
 from blindsr.config import from_dict
 from blindsr.config.schema import ExperimentConfig
 from blindsr.engine.checkpoint import copy_checkpoint
-from blindsr.engine.loop import fit
 from blindsr.methods import build_method
 from blindsr.types import StepOutput
 
@@ -270,6 +270,9 @@ class _Hook:
     def inference(self, nets: Mapping[str, nn.Module]) -> Any:
         return self.inner.inference(nets)
 
+    def release(self) -> Any:
+        return self.inner.release()
+
 
 def _train_steps(run: Path) -> list[int]:
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -287,18 +290,18 @@ def one_thread() -> Any:
 
 def test_after_a_kill_9_the_log_has_each_step_once_and_resume_is_exact(tmp_path: Path, one_thread: None) -> None:
     cfg = _cfg(tmp_path)
-    fit(cfg, build_method(cfg), run_dir=tmp_path / "full")
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "full")
     run = tmp_path / "run"
 
     def body() -> int:
         _redirect(tmp_path / "child")
         method = _Hook(build_method(cfg), 5, lambda: os.kill(os.getpid(), signal.SIGKILL))
-        fit(cfg, method, run_dir=run)
+        train_method(cfg, method, run_dir=run)
         return 0
 
     assert _in_child(body) == -signal.SIGKILL
     assert _train_steps(run) == [1, 2, 3, 4, 5]  # logged up to the kill; the checkpoint is at step 3
-    fit(cfg, build_method(cfg), run_dir=run, resume=True)  # the kernel released the dead process's lock
+    train_method(cfg, build_method(cfg), run_dir=run, resume=True)  # the kernel released the dead process's lock
     assert _train_steps(run) == _train_steps(tmp_path / "full") == list(range(1, 9))
     _assert_same_final(tmp_path / "full", run)
 
@@ -317,7 +320,7 @@ def test_a_second_process_cannot_train_into_a_run_folder_in_use(
 
     def body() -> int:
         _redirect(tmp_path / "child")
-        fit(cfg, _Hook(build_method(cfg), 1, wait_for_the_parent), run_dir=run)
+        train_method(cfg, _Hook(build_method(cfg), 1, wait_for_the_parent), run_dir=run)
         return 0
 
     pid = _fork(body)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from blindsr.data.io import write_image
+from blindsr.data.images import write_image
 from blindsr.degradations.presets import get_eval_preset
 from blindsr.eval.benchmark import OracleModel, bicubic_model, evaluate
 from blindsr.eval.report import format_table

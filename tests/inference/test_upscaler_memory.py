@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import blindsr.inference.upscaler as upscaler_module
-from blindsr.data.io import LoadedImage, loaded_from_array, loaded_to_array
+from blindsr.data.user_images import LoadedImage, loaded_from_array, loaded_to_array
 from blindsr.inference import Upscaler
 from blindsr.nets.dmsr import DMSRNet
 from blindsr.nets.toy import ToySR
@@ -123,7 +123,7 @@ def test_integer_outputs_are_bit_identical_to_quantising_the_float_output(
 
 @pytest.mark.parametrize("pil_mode", ["L", "LA", "RGB", "RGBA", "I;16"])
 def test_pil_outputs_are_bit_identical_to_quantising_the_float_output(dmsr_file: Path, pil_mode: str) -> None:
-    from blindsr.data.io import loaded_from_pil, loaded_to_pil
+    from blindsr.data.user_images import loaded_from_pil, loaded_to_pil
 
     up = Upscaler(dmsr_file, device="cpu", tile=16)
     if pil_mode == "I;16":
@@ -241,9 +241,3 @@ def test_auto_tile_bounds_the_working_set_on_the_cpu(monkeypatch: pytest.MonkeyP
     small = Upscaler("dmsr-x4", device="cpu", tile="auto", max_memory="1G")
     assert small.tile is not None and small.tile < up.tile
     assert (small.tile + 2 * small.tile_pad) ** 2 * small._bytes_per_pixel() <= 0.25e9
-
-
-def test_docstring_examples() -> None:
-    import doctest
-
-    assert doctest.testmod(upscaler_module).failed == 0

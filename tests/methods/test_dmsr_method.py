@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from blindsr.archs import ARCHS
 from blindsr.config import from_dict, load_config
 from blindsr.config.schema import ExperimentConfig
 from blindsr.degradations import get_training_preset, isotropic_gaussian_kernels
 from blindsr.methods import build_method
 from blindsr.methods.dmsr import DMSRMethod, DMSROptions, default_margin, kernel_pca_matrix
-from blindsr.nets import ARCHS
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"n_feats": 8, "n_groups": 1, "n_blocks": 1, "extractor_channels": 8, "pca_samples": 500}
@@ -177,13 +177,13 @@ def test_configs_load() -> None:
 
 
 def test_tiny_config_trains_and_its_loss_falls(tmp_path: Path) -> None:
-    from blindsr.engine.loop import fit
+    from blindsr.cli.train import train_method
 
     cfg = load_config(
         ROOT / "configs" / "dmsr" / "tiny.yaml",
         overrides=["train.total_steps=24", "train.optimizer.lr=5e-4", "log.every=1", "checkpoint.every=100"],
     )
-    fit(cfg, build_method(cfg), run_dir=tmp_path / "run", config_dir=ROOT / "configs" / "dmsr")
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "run", config_dir=ROOT / "configs" / "dmsr")
     import json
 
     losses = [

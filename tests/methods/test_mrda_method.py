@@ -12,11 +12,13 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from blindsr.archs import ARCHS, constructor_kwargs
+from blindsr.cli.train import train_method
 from blindsr.config import ConfigError, from_dict, load_config
 from blindsr.config.schema import ExperimentConfig, InitConfig
 from blindsr.degradations import TRAINING_PRESETS, get_training_preset, sample_degradation
 from blindsr.engine.checkpoint import CheckpointError
-from blindsr.engine.loop import _init_networks, fit
+from blindsr.engine.loop import _init_networks
 from blindsr.methods import build_method
 from blindsr.methods.mrda import (
     MRDAMetaMethod,
@@ -29,7 +31,6 @@ from blindsr.methods.mrda import (
     adapt_mln_features,
     teacher_oracle,
 )
-from blindsr.nets import ARCHS
 from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent, MRDATeacher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def _cfg(stage: str, *overrides: str) -> ExperimentConfig:
 def _fit(root: Path, stage: str, *overrides: str, run: str = "") -> Path:
     cfg = _cfg(stage, *overrides)
     run_dir = root / "mrda-tiny" / (run or stage)
-    fit(cfg, build_method(cfg), run_dir=run_dir, config_dir=TINY)
+    train_method(cfg, build_method(cfg), run_dir=run_dir, config_dir=TINY)
     return run_dir
 
 
@@ -195,8 +196,8 @@ def test_legacy_persistent_mln_resumes_bit_for_bit(chain: Path, tmp_path: Path) 
     full = _fit(tmp_path, "teacher", *legacy, run="teacher_full")
     cfg = _cfg("teacher", *legacy)
     part = root / "teacher_part"
-    fit(cfg, build_method(cfg), run_dir=part, config_dir=TINY, stop_after=2)
-    fit(cfg, build_method(cfg), run_dir=part, config_dir=TINY, resume=True)
+    train_method(cfg, build_method(cfg), run_dir=part, config_dir=TINY, stop_after=2)
+    train_method(cfg, build_method(cfg), run_dir=part, config_dir=TINY, resume=True)
     a, b = _final(full), _final(part)
     assert a.keys() == b.keys() and any(k.startswith("mln.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -280,7 +281,8 @@ def test_inference_and_release() -> None:
         method: Any = build_method(_cfg(name))
         (network, (arch, kwargs)), *rest = method.release().items()
         assert not rest
-        rebuilt = ARCHS[arch](**kwargs)
+        assert json.loads(json.dumps(kwargs)) == kwargs  # flat JSON, as a release file stores it
+        rebuilt = ARCHS[arch](**constructor_kwargs(arch, kwargs))
         rebuilt.load_state_dict(method.networks[network].state_dict(), strict=True)
         if name != "teacher":
             sr = method.inference(dict(method.networks.items()))(torch.rand(1, 3, 10, 10), 2)
@@ -370,12 +372,12 @@ def _t3(**options: Any) -> MRDATeacherMethod:
 def test_t3_teacher_reads_the_batchs_true_kernels_and_has_no_mln() -> None:
     method = _t3()
     teacher = method.networks["teacher"]
-    assert isinstance(teacher, MRDATeacher) and teacher.kernel_encoder is not None and teacher.den is None
+    assert isinstance(teacher, MRDATeacher) and teacher.blur_encoder is not None and teacher.den is None
     assert set(method.networks) == {"teacher"}
     with pytest.raises(AttributeError, match="no MLN"):
         _ = method.mln
     seen: list[Tensor] = []
-    handle = teacher.kernel_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    handle = teacher.blur_encoder.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
     out = _step(method, _hr(), seed=3)
     handle.remove()
     # the same draws as the paper teacher's step: the kernels are those of the degradation the LR was made with
@@ -412,7 +414,7 @@ def test_t3_loss_falls_on_a_fixed_batch() -> None:
 def test_t3_tiny_config_trains_on_its_own(tmp_path: Path) -> None:
     run = _fit(tmp_path, "teacher_kernel")  # no init entry, no meta stage: nothing else has to exist
     final = _final(run)
-    assert any(k.startswith("teacher.kernel_encoder.") for k in final)
+    assert any(k.startswith("teacher.blur_encoder.") for k in final)
     assert not any(k.startswith(("teacher.den.", "mln.")) for k in final)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     losses = [r["l1"] for r in log if r["kind"] == "train"]
@@ -421,7 +423,7 @@ def test_t3_tiny_config_trains_on_its_own(tmp_path: Path) -> None:
     (network, (arch, kwargs)), *rest = method.release().items()
     assert not rest and (network, arch) == ("teacher", "mrda_t")
     assert kwargs["idr_source"] == "kernel" and kwargs["blur_kernel_size"] == 21
-    ARCHS[arch](**kwargs).load_state_dict(_with_prefix(final, "teacher."), strict=True)
+    ARCHS[arch](**constructor_kwargs(arch, kwargs)).load_state_dict(_with_prefix(final, "teacher."), strict=True)
     # the paper teacher's release is unchanged (its arch_kwargs must keep matching the model cards)
     paper_kwargs = build_method(_cfg("teacher")).release()["teacher"][1]  # type: ignore[attr-defined]
     assert "idr_source" not in paper_kwargs and "blur_kernel_size" not in paper_kwargs
@@ -490,4 +492,4 @@ def test_teacher_oracle_needs_a_loaded_matching_mln_and_t3_needs_none() -> None:
     sr = upscale(lr, 2, torch.rand(1, 3, 16, 16), kernel)
     assert torch.equal(sr, upscale(lr, 2, torch.zeros(1, 3, 16, 16), kernel))  # the HR is not used
     with torch.no_grad():
-        assert torch.equal(sr, t3.networks["teacher"](lr, kernel).sr)
+        assert torch.equal(sr, t3.networks["teacher"](lr, blur_kernels=kernel).sr)

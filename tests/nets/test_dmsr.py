@@ -1,4 +1,4 @@
-"""DMSR network (spec docs/specs/dmsr.md sections 3, 8, 11): counts, shapes, MBM identity init, dynamic filter."""
+"""DMSR network (docs/specs/dmsr.md sections 3, 8, 11): counts, shapes, MBM identity init, dynamic filter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import blindsr.nets.dmsr as dmsr_module
 from blindsr.nets.dmsr import DegradationExtractor, DMSRNet, MetaDeblur, noise_level_map
-from blindsr.nets.layers.dynamic_conv import dynamic_filter, dynamic_filter_unfold, pad_for_filter
+from blindsr.nets.layers.dynamic_conv import Padding, dynamic_filter, dynamic_filter_unfold, pad_for_filter
 from blindsr.nets.layers.rcan import RCAB, ChannelAttention, ResidualGroup, Upsampler
 
 
@@ -23,7 +23,8 @@ def _tiny(scale: int = 2, **kwargs: object) -> DMSRNet:
     return DMSRNet(scale=scale, n_feats=8, n_groups=1, n_blocks=1, extractor_channels=8, **kwargs)  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- parameter counts (spec 3.1, 3.3, 3.6, 11)
+# ---------------------------------------------------------------- parameter counts
+# (docs/specs/dmsr.md §3.1, 3.3, 3.6, 11)
 
 
 @pytest.mark.parametrize(("scale", "sr_params"), [(2, 7_892_136), (3, 8_076_776), (4, 8_039_848)])
@@ -117,6 +118,43 @@ def test_dynamic_filter_matches_unfold_reference(padding: str, chunk_rows: int |
     grads_ref = torch.autograd.grad(ref, (x, kernels), g)
     for a, b in zip(grads_fast, grads_ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
+@pytest.mark.parametrize(("height", "width"), [(9, 12), (3, 5), (1, 2)])
+def test_traceable_dynamic_filter_matches_the_autograd_one(padding: Padding, height: int, width: int) -> None:
+    # includes images smaller than the filter radius, where reflect padding mirrors more than once
+    x = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
+    kernels = torch.randn(2, 49, height, width, dtype=torch.float64, requires_grad=True)
+    expected = dynamic_filter(x, kernels, padding=padding)
+    got = dynamic_filter(x, kernels, padding=padding, impl="traceable", kernel_size=7)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(got)
+    for a, b in zip(
+        torch.autograd.grad(got, (x, kernels), g), torch.autograd.grad(expected, (x, kernels), g), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_dynamic_filter_impl_arguments_are_checked() -> None:
+    x, kernels = torch.rand(1, 3, 4, 4), torch.rand(1, 9, 4, 4)
+    with pytest.raises(ValueError, match="needs kernel_size"):
+        dynamic_filter(x, kernels, impl="traceable")
+    with pytest.raises(ValueError, match="impl must be"):
+        dynamic_filter(x, kernels, impl="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="kernel_size is 5"):
+        dynamic_filter(x, kernels, kernel_size=5)
+
+
+def test_meta_deblur_filter_impl_selects_the_traceable_filter() -> None:
+    torch.manual_seed(0)
+    mbm = MetaDeblur(kernel_size=5, filter_size=5, identity_init=False)
+    image, kernel = torch.rand(2, 3, 6, 7), torch.rand(2, 5, 5)
+    assert mbm.filter_impl == "autograd" and mbm.filter_size == 5
+    expected = mbm(image, kernel)
+    mbm.filter_impl = "traceable"
+    torch.testing.assert_close(mbm(image, kernel), expected, rtol=0, atol=1e-6)
+    assert "filter_impl" not in str(list(mbm.state_dict()))
 
 
 def test_dynamic_filter_tap_order_is_row_major_correlation() -> None:

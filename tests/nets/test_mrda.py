@@ -1,7 +1,8 @@
-"""MRDA networks (spec docs/specs/mrda.md sections 2, 3, 9): counts, shapes, dynamic conv, RDAM, MLN, zoo."""
+"""MRDA networks (docs/specs/mrda.md sections 2, 3, 9): counts, shapes, dynamic conv, RDAM, MLN, zoo."""
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
 
@@ -10,46 +11,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindsr import nets
+from blindsr import archs
+from blindsr.archs import constructor_kwargs
 from blindsr.nets.dasr import DAConv
 from blindsr.nets.layers.dynamic_depthwise import DepthwiseBranch, DepthwiseKernelGenerator, dynamic_depthwise_conv2d
 from blindsr.nets.mrda import (
     RDAN,
     REFERENCE_MEAN_SHIFT_PARAMS,
+    BlurKernelEncoder,
     DegradationExtractionNetwork,
-    KernelEncoder,
     MetaLearningNetwork,
     MRDAStudent,
     MRDATeacher,
     RDABlock,
     RDAConv,
+    RDANOptions,
 )
 from blindsr.ops.resize import bicubic_upscale
 from blindsr.zoo import load_model, save_release
 
-TINY: dict[str, Any] = {"n_feats": 8, "n_blocks": 1, "idr_dim": 16, "den_channels": 4}
+TINY: dict[str, Any] = {"n_feats": 8, "n_blocks": 1, "idr_dim": 16, "den_channels": 4}  # flat, as a release stores
+TINY_RDAN = RDANOptions(n_feats=8, n_blocks=1, idr_dim=16)
 
 
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _student(scale: int = 2, **kwargs: Any) -> MRDAStudent:
-    return MRDAStudent(scale=scale, **{**TINY, **kwargs})  # type: ignore[arg-type]
+def _student(scale: int = 2, **rdan: Any) -> MRDAStudent:
+    """A tiny student; `rdan` overrides RDANOptions fields."""
+    return MRDAStudent(scale=scale, rdan_options=replace(TINY_RDAN, **rdan), den_channels=4)  # type: ignore[arg-type]
 
 
-def _teacher(scale: int = 2, **kwargs: Any) -> MRDATeacher:
-    return MRDATeacher(scale=scale, mln_channels=6, **{**TINY, **kwargs})  # type: ignore[arg-type]
+def _teacher(scale: int = 2, *, rdan: dict[str, Any] | None = None, **kwargs: Any) -> MRDATeacher:
+    """A tiny teacher (D′ of 6 channels); `rdan` overrides RDANOptions fields, `kwargs` the teacher's own."""
+    options = replace(TINY_RDAN, **(rdan or {}))
+    return MRDATeacher(scale=scale, rdan_options=options, den_channels=4, mln_channels=6, **kwargs)  # type: ignore[arg-type]
 
 
 def _mln(scale: int = 2, **kwargs: Any) -> MetaLearningNetwork:
     return MetaLearningNetwork(scale=scale, n_feats=6, n_body=2, **kwargs)  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- parameter counts (spec 2.1-2.4, 3, 9)
+# ---------------------------------------------------------------- parameter counts
+# (docs/specs/mrda.md §2.1-2.4, 3, 9)
 
 MLN_COUNTS = {2: 1_482_883, 3: 2_220_803, 4: 2_073_219}
-RDAN_COUNTS = {2: 4_414_009, 3: 4_598_649, 4: 4_561_721}  # learnable; the spec adds the 24 mean-shift values
+RDAN_COUNTS = {2: 4_414_009, 3: 4_598_649, 4: 4_561_721}  # learnable; docs/specs/mrda.md §2.4: +24 (mean shift)
 DEN_T, DEN_S = 1_348_992, 1_276_992
 
 
@@ -67,8 +75,8 @@ def test_full_size_parameter_counts(scale: int) -> None:
 
 
 def test_student_x4_has_the_pinned_5_838_737_parameters_in_the_reference_accounting() -> None:
-    # spec 2.4: RDAN x4 = 4,561,745 of which 24 are the reference code's two frozen 1x1 mean-shift convs; here the
-    # mean shift is a constant buffer (spec 2.3), so the learnable count is 24 lower
+    # docs/specs/mrda.md §2.4: RDAN x4 = 4,561,745 of which 24 are the reference code's two frozen 1x1 mean-shift convs;
+    # here the mean shift is a constant buffer (docs/specs/mrda.md §2.3), so the learnable count is 24 lower
     with torch.device("meta"):
         student = MRDAStudent(scale=4)
         teacher = MRDATeacher(scale=4)
@@ -94,17 +102,17 @@ def test_building_block_parameter_counts() -> None:
     ("kwargs", "total"),
     [
         ({}, 5_838_713),
-        ({"modulation": "da"}, 5_838_713 + 54 * (46_144 - 41_025)),  # S4: about 6.12 M (spec 3)
+        ({"modulation": "da"}, 5_838_713 + 54 * (46_144 - 41_025)),  # S4: about 6.12 M (docs/specs/mrda.md §3)
         ({"modulation": "da", "kernel": "static"}, 5_838_713 + 54 * (5_760 - 41_025)),  # S5
         ({"modulation": "none"}, 5_838_713 - 54 * 65),  # no RDAM: the 1x1 64 -> 1 conv goes
-        ({"rdam_channels": 64}, 5_838_713 + 54 * (64 * 64 + 64 - 65)),  # about 6.06 M (spec 2.3)
-        ({"rdam_kernel_size": 3}, 5_838_713 + 54 * (64 * 9 + 1 - 65)),  # about 5.87 M (spec 2.3)
+        ({"rdam_channels": 64}, 5_838_713 + 54 * (64 * 64 + 64 - 65)),  # about 6.06 M (docs/specs/mrda.md §2.3)
+        ({"rdam_kernel_size": 3}, 5_838_713 + 54 * (64 * 9 + 1 - 65)),  # about 5.87 M (docs/specs/mrda.md §2.3)
         ({"rdam_input": "F1"}, 5_838_713),
     ],
 )
 def test_ablation_switches_change_the_counts_as_expected(kwargs: dict[str, Any], total: int) -> None:
     with torch.device("meta"):
-        counts = MRDAStudent(scale=4, **kwargs).parameter_counts()
+        counts = MRDAStudent(scale=4, rdan_options=RDANOptions(**kwargs)).parameter_counts()
     assert counts["total"] == total and counts["den"] == DEN_S
 
 
@@ -154,7 +162,7 @@ def test_invalid_configurations_are_rejected() -> None:
     with pytest.raises(TypeError):
         _student(n_resblocks=2)  # a typo in a kwarg fails loudly
     with pytest.raises(ValueError, match="idr"):
-        RDAN(scale=2, n_feats=8, n_blocks=1, idr_dim=16)(torch.rand(2, 3, 4, 4), torch.rand(2, 15))
+        RDAN(scale=2, options=TINY_RDAN)(torch.rand(2, 3, 4, 4), torch.rand(2, 15))
     with pytest.raises(ValueError, match="features"):
         _teacher()(torch.rand(1, 3, 4, 4), torch.rand(1, 6, 4, 5))
     with pytest.raises(ValueError, match="lr_bic"):
@@ -183,7 +191,7 @@ def test_rda_conv_uses_each_samples_own_kernels() -> None:
     assert not torch.allclose(conv(x, code.flip(0)), both), "swapping the codes must change the output"
 
 
-# ---------------------------------------------------------------- RDAM (Eq. 9-10; spec 9)
+# ---------------------------------------------------------------- RDAM (Eq. 9-10; docs/specs/mrda.md §9)
 
 
 def test_rdam_map_is_one_channel_in_the_unit_interval() -> None:
@@ -228,7 +236,7 @@ def test_da_conv_matches_its_equation() -> None:
     assert attention.shape == (2, 8, 1, 1)
 
 
-# ---------------------------------------------------------------- MLN (spec 2.1, 9)
+# ---------------------------------------------------------------- MLN (docs/specs/mrda.md §2.1, 9)
 
 
 def test_mln_functional_call_with_its_own_params_equals_the_plain_forward() -> None:
@@ -305,8 +313,8 @@ def test_gradients_reach_every_parameter() -> None:
 
 def test_student_save_release_load_model_round_trip(tmp_path: Path) -> None:
     kwargs = {"scale": 2, **TINY}
-    assert nets.ARCHS["mrda_s"] is MRDAStudent
-    net = MRDAStudent(**kwargs).eval()
+    assert archs.ARCHS["mrda_s"] is MRDAStudent
+    net = MRDAStudent(**constructor_kwargs("mrda_s", kwargs)).eval()
     path = tmp_path / "mrda-tiny.safetensors"
     save_release(net, path, arch="mrda_s", arch_kwargs=kwargs, scale=2, half=False)
     loaded = load_model(path)
@@ -323,7 +331,7 @@ def test_student_save_release_load_model_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("arch", "cls"), [("mrda_t", MRDATeacher), ("mrda_mln", MetaLearningNetwork)])
 def test_training_networks_are_registered(arch: str, cls: type[nn.Module]) -> None:
     kwargs: dict[str, Any] = {"scale": 3, "n_feats": 6} if arch == "mrda_mln" else {"scale": 3, **TINY}
-    assert isinstance(nets.ARCHS[arch](**kwargs), cls)
+    assert isinstance(archs.ARCHS[arch](**constructor_kwargs(arch, kwargs)), cls)
 
 
 def test_eval_mode_is_deterministic() -> None:
@@ -339,11 +347,11 @@ def test_eval_mode_is_deterministic() -> None:
 KERNEL_ENCODER_21 = 376_320  # 441·256 + 256, then 4 × (256·256 + 256)
 
 
-def test_kernel_encoder_is_five_fc_layers_with_pinned_parameters() -> None:
-    encoder = KernelEncoder()
+def test_blur_kernel_encoder_is_five_fc_layers_with_pinned_parameters() -> None:
+    encoder = BlurKernelEncoder()
     assert [(m.in_features, m.out_features) for m in encoder.layers] == [(441, 256)] + [(256, 256)] * 4
     assert _count(encoder) == KERNEL_ENCODER_21
-    assert _count(KernelEncoder(kernel_size=15, idr_dim=16)) == 225 * 16 + 16 + 4 * (16 * 16 + 16)
+    assert _count(BlurKernelEncoder(blur_kernel_size=15, idr_dim=16)) == 225 * 16 + 16 + 4 * (16 * 16 + 16)
     kernels = torch.rand(3, 21, 21)
     idr = encoder(kernels)
     assert idr.shape == (3, 256)
@@ -354,16 +362,16 @@ def test_kernel_encoder_is_five_fc_layers_with_pinned_parameters() -> None:
     with pytest.raises(ValueError, match=r"\(B, 21, 21\)"):
         encoder(torch.rand(3, 15, 15))
     with pytest.raises(ValueError, match="odd"):
-        KernelEncoder(kernel_size=20)
+        BlurKernelEncoder(blur_kernel_size=20)
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_t3_teacher_replaces_den_t_by_the_kernel_encoder(scale: int) -> None:
+def test_t3_teacher_replaces_den_t_by_the_blur_kernel_encoder(scale: int) -> None:
     with torch.device("meta"):
         t3 = MRDATeacher(scale=scale, idr_source="kernel")  # type: ignore[arg-type]
     rdan = RDAN_COUNTS[scale]
     assert t3.parameter_counts() == {
-        "kernel_encoder": KERNEL_ENCODER_21,
+        "blur_encoder": KERNEL_ENCODER_21,
         "rdan": rdan,
         "total": KERNEL_ENCODER_21 + rdan,
     }
@@ -374,34 +382,69 @@ def test_t3_teacher_replaces_den_t_by_the_kernel_encoder(scale: int) -> None:
 
 def test_t3_teacher_forward_and_strict_rdan_keys() -> None:
     t3 = _teacher(2, idr_source="kernel", blur_kernel_size=15)
-    assert t3.kernel_encoder is not None and t3.kernel_encoder.kernel_size == 15
+    assert t3.blur_encoder is not None and t3.blur_encoder.blur_kernel_size == 15
     lr, kernels = torch.rand(2, 3, 6, 5), torch.rand(2, 15, 15, dtype=torch.float64)  # cast to the LR's dtype
-    out = t3(lr, kernels)
+    out = t3(lr, blur_kernels=kernels)
     assert out.sr.shape == (2, 3, 12, 10) and out.idr.shape == (2, 16) and out.sr.dtype == torch.float32
     (out.sr.mean() + out.idr.square().mean()).backward()
     assert all(p.grad is not None for p in t3.parameters())
-    # RDAN_T3 has the RDAN keys of every teacher and student: a student could start from it (exclude kernel_encoder.)
+    # RDAN_T3 has the RDAN keys of every teacher and student: a student could start from it (exclude blur_encoder.)
     student = _student(2)
     assert [k for k in t3.state_dict() if k.startswith("rdan.")] == [
         k for k in student.state_dict() if k.startswith("rdan.")
     ]
     student.rdan.load_state_dict(t3.rdan.state_dict(), strict=True)
     with pytest.raises(ValueError, match="B = 2"):
-        t3(lr, kernels[:1])
+        t3(lr, blur_kernels=kernels[:1])
+    with pytest.raises(ValueError, match="blur_kernels="):  # the blur kernels go by name, never as `features`
+        t3(lr, kernels)
     with pytest.raises(ValueError, match="idr_source"):
         _teacher(2, idr_source="lr")
-    # the default teacher is unchanged: DEN_T on D′, no kernel encoder
+    # the default teacher is unchanged: DEN_T on D′, no blur-kernel encoder; it refuses blur kernels
     t2 = _teacher(2)
-    assert t2.kernel_encoder is None and t2.den is not None and t2.idr_source == "mln"
+    assert t2.blur_encoder is None and t2.den is not None and t2.idr_source == "mln"
+    with pytest.raises(ValueError, match="not blur kernels"):
+        t2(lr, blur_kernels=torch.rand(2, 21, 21))
 
 
 def test_t3_teacher_release_round_trip(tmp_path: Path) -> None:
     kwargs = {"scale": 2, **TINY, "idr_source": "kernel", "blur_kernel_size": 21}
-    net = MRDATeacher(**kwargs).eval()  # type: ignore[arg-type]
+    net = MRDATeacher(**constructor_kwargs("mrda_t", kwargs)).eval()
     path = tmp_path / "t3.safetensors"
     save_release(net, path, arch="mrda_t", arch_kwargs=kwargs, scale=2, half=False)
     loaded = load_model(path)
     assert isinstance(loaded.model, MRDATeacher) and loaded.model.idr_source == "kernel"
     lr, kernels = torch.rand(1, 3, 6, 6), torch.rand(1, 21, 21)
     with torch.no_grad():
-        assert torch.equal(loaded.model(lr, kernels).sr, net(lr, kernels).sr)
+        assert torch.equal(loaded.model(lr, blur_kernels=kernels).sr, net(lr, blur_kernels=kernels).sr)
+
+
+def test_t3_weights_written_with_the_old_kernel_encoder_keys_load_strictly() -> None:
+    """MRDA_T3's encoder was ``kernel_encoder``; its files and run folders keep loading (keys mapped on load)."""
+    t3 = _teacher(2, idr_source="kernel", blur_kernel_size=15)
+    old = {k.replace("blur_encoder.", "kernel_encoder."): v for k, v in t3.state_dict().items()}
+    assert any(k.startswith("kernel_encoder.") for k in old)
+    fresh = _teacher(2, idr_source="kernel", blur_kernel_size=15)
+    fresh.load_state_dict(old, strict=True)
+    assert all(torch.equal(v, t3.state_dict()[k]) for k, v in fresh.state_dict().items())
+    # nested, as the engine loads a run's networks ({"teacher": ...})
+    outer = nn.ModuleDict({"teacher": _teacher(2, idr_source="kernel", blur_kernel_size=15)})
+    outer.load_state_dict({f"teacher.{k}": v for k, v in old.items()}, strict=True)
+    assert torch.equal(outer["teacher"].rdan.head.weight, t3.rdan.head.weight)
+    with pytest.raises(RuntimeError, match="Unexpected"):  # both spellings: nothing is renamed, the strict load says so
+        fresh.load_state_dict({**t3.state_dict(), **old}, strict=True)
+
+
+def test_rdan_options_is_one_frozen_keyword_only_object() -> None:
+    options = RDANOptions(n_feats=8, n_blocks=2, idr_dim=16, modulation="da")
+    with pytest.raises(FrozenInstanceError):
+        options.n_feats = 4  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RDANOptions(8)  # type: ignore[misc]
+    student = MRDAStudent(scale=2, rdan_options=options, den_channels=4)
+    assert student.rdan.options is options and all(b.da_conv1.__class__ is DAConv for b in student.rdan.blocks)
+    assert len(student.rdan.blocks) == 2 and student.den.idr_dim == 16
+    with pytest.raises(TypeError, match="RDANOptions"):
+        MRDAStudent(scale=2, rdan_options={"n_feats": 8})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        MRDAStudent(scale=2, n_feats=8)  # type: ignore[call-arg]  # RDAN's fields are not the student's arguments

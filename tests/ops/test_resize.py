@@ -9,7 +9,7 @@ import torch
 from _reference import matlab_imresize as ref
 from blindsr.ops.resize import bicubic_downscale, bicubic_upscale, contributions, fold_index, imresize
 
-# interior taps of spec section 3.2, by |offset|
+# interior taps of docs/specs/degradations_and_protocols.md §3.2, by |offset|
 TAPS = {
     2: [0.43359375, 0.11328125, -0.03515625, -0.01171875],
     3: [0.33333333, 0.25925926, 0.11111111, 0.0, -0.02469136, -0.01234568],
@@ -103,8 +103,8 @@ def test_arbitrary_factors_and_sizes(scale: float | None, size: tuple[int, int] 
 
 
 def test_dense_gather_and_interpolate_recipes_agree() -> None:
-    """Three ways to compute MATLAB bicubic: our dense matrices, our tap gather, and the spec's torch recipe
-    (fold-pad + ``F.interpolate(antialias=True)`` + crop)."""
+    """Three ways to compute MATLAB bicubic: our dense matrices, our tap gather, and the torch recipe (fold-pad +
+    ``F.interpolate(antialias=True)`` + crop) of docs/specs/degradations_and_protocols.md §3.3."""
     import torch.nn.functional as F
 
     from blindsr.ops import resize as r

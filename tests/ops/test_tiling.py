@@ -3,12 +3,9 @@ identity "upscaler" round-trips exactly."""
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import torch
 
-import blindsr.ops.tiling as tiling
 from blindsr.ops.tiling import balanced_tile, crop_core, merge_tiles, paste_core, plan_tiles, window
 
 
@@ -104,7 +101,3 @@ def test_balanced_tiles_spread_the_ragged_edge() -> None:
         balanced_tile(0, 5, max_tile=4)
     with pytest.raises(ValueError, match="positive"):
         balanced_tile(5, 5, max_tile=0)
-
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(tiling).failed == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from blindsr.data.io import write_image
+from blindsr.data.images import write_image
 from blindsr.nets.dmsr import DMSRNet
 from blindsr.zoo.weights import save_release
 

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2 instead of http
     from fastapi.testclient import TestClient  # noqa: E402
 
 from blindsr.cli.main import main  # noqa: E402
-from blindsr.data.io import read_image_uint8  # noqa: E402
+from blindsr.data.images import read_image_uint8  # noqa: E402
 from blindsr.serve import create_app  # noqa: E402
 from blindsr.serve.jobs import summarize_degradation  # noqa: E402
 from blindsr.serve.page import PAGE_HTML  # noqa: E402
@@ -209,7 +209,7 @@ def test_outscale_below_native(client: TestClient, inputs: Path, write_png: PngW
 
 
 def test_gray_and_transparent_images_become_rgb(client: TestClient, inputs: Path) -> None:
-    from blindsr.data.io import write_image
+    from blindsr.data.images import write_image
 
     gray = inputs / "gray.png"
     write_image(gray, np.full((8, 10), 100, np.uint8))

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from blindsr.data.io import read_image_uint8
+from blindsr.data.images import read_image_uint8
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import blindsr
-from blindsr.data.io import read_image
+from blindsr.data.images import read_image
 from blindsr.degradations.presets import get_eval_preset
 from blindsr.metrics import psnr
 from blindsr.ops.crop import modcrop

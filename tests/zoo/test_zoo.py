@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from blindsr import nets
+from blindsr import archs
 from blindsr.engine.checkpoint import save_weights
 from blindsr.nets.toy import ToySR
 from blindsr.zoo import (
@@ -243,7 +243,7 @@ def test_shipped_cards_are_valid() -> None:
     names = [c.name for c in cards.MODEL_CARDS]
     assert len(names) == len(set(names))
     for card in cards.MODEL_CARDS:
-        assert card.arch in nets.ARCHS and card.trained and card.license
+        assert card.arch in archs.ARCHITECTURES and card.trained and card.license
         assert not card.noise_free_variant or card.noise_free_variant in names
 
 
@@ -313,7 +313,8 @@ class _Structured(nn.Module):
 
 
 def test_upscale_returns_sr_and_checks_the_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(nets.ARCHS, "structured", _Structured)  # type: ignore[index]
+    structured = archs.Architecture(id="structured", constructor=_Structured, summary="test", tiny_kwargs={"scale": 3})
+    monkeypatch.setitem(archs.ARCHITECTURES, "structured", structured)  # type: ignore[index]
     net = _Structured(scale=3).eval()
     path = tmp_path / "s.safetensors"
     save_release(net, path, arch="structured", arch_kwargs={"scale": 3, "n_feats": 4}, scale=3)

@@ -8,40 +8,81 @@
 * :mod:`~blindsr.analysis.tsne`, :mod:`~blindsr.analysis.separability`: exact t-SNE, silhouette and k-NN accuracy
   in NumPy; :mod:`~blindsr.analysis.synth`: the degradation sets and their seeded synthesis;
 * :mod:`~blindsr.analysis.plots`: the figures (matplotlib, optional: ``pip install 'blindsr[analysis]'``).
+
+Each ``blindsr analyze`` command is one call here that returns a frozen result object, whose ``.summary()`` is the
+text the command prints and whose ``.save(path, *, overwrite=False)`` writes its raw data atomically
+(:mod:`~blindsr.analysis.output`); a ``plot_*_report`` function of :mod:`~blindsr.analysis.plots` draws its figure:
+
+* :func:`idr_report` -> :class:`IDRReport` (``.npz``), :func:`rdam_report` -> :class:`RDAMReport` (``.npz``),
+* :func:`adaptation_report` -> :class:`AdaptationReport` (``.json``; ``.save_csv``),
+* :func:`kernel_report` -> :class:`KernelReport` (``.json``; ``.save_csv``).
 """
 
-from blindsr.analysis.adaptation import AdaptationCurve, LoadedMLN, adaptation_psnr, load_mln, run_adaptation
-from blindsr.analysis.idr import IDRAnalysis, IDRSamples, NoIDRError, analyze_idr, collect_idr, idr_network
+from blindsr.analysis.adaptation import (
+    AdaptationCurve,
+    AdaptationReport,
+    LoadedMLN,
+    adaptation_psnr,
+    adaptation_report,
+    load_mln,
+    run_adaptation,
+)
+from blindsr.analysis.idr import (
+    IDRAnalysis,
+    IDRReport,
+    IDRSamples,
+    NoIDRError,
+    analyze_idr,
+    collect_idr,
+    idr_network,
+    idr_report,
+)
 from blindsr.analysis.kernels import (
     KernelAnalysis,
     KernelRecord,
+    KernelReport,
     KernelSettingSummary,
     NoExtractorError,
     analyze_kernels,
     dmsr_network,
+    kernel_report,
     kernel_width,
     summarize_kernel_records,
 )
-from blindsr.analysis.rdam import NoRDAMError, RDAMMaps, collect_rdam_maps, rdam_network
+from blindsr.analysis.rdam import (
+    NoRDAMError,
+    RDAMImage,
+    RDAMMaps,
+    RDAMReport,
+    collect_rdam_maps,
+    rdam_network,
+    rdam_report,
+)
 from blindsr.analysis.separability import Separability, knn_accuracy, measure_separability, silhouette_score
 from blindsr.analysis.synth import degradation_set, parse_degradation, synthesize_lr
 from blindsr.analysis.tsne import TSNEResult, run_tsne
 
 __all__ = [
     "AdaptationCurve",
+    "AdaptationReport",
     "IDRAnalysis",
+    "IDRReport",
     "IDRSamples",
     "KernelAnalysis",
     "KernelRecord",
+    "KernelReport",
     "KernelSettingSummary",
     "LoadedMLN",
     "NoExtractorError",
     "NoIDRError",
     "NoRDAMError",
+    "RDAMImage",
     "RDAMMaps",
+    "RDAMReport",
     "Separability",
     "TSNEResult",
     "adaptation_psnr",
+    "adaptation_report",
     "analyze_idr",
     "analyze_kernels",
     "collect_idr",
@@ -49,6 +90,8 @@ __all__ = [
     "degradation_set",
     "dmsr_network",
     "idr_network",
+    "idr_report",
+    "kernel_report",
     "kernel_width",
     "knn_accuracy",
     "load_mln",
@@ -59,5 +102,6 @@ __all__ = [
     "summarize_kernel_records",
     "synthesize_lr",
     "rdam_network",
+    "rdam_report",
     "run_tsne",
 ]

@@ -10,6 +10,9 @@ The adaptation uses the HR image (an oracle, like the teacher's): the curve show
 can be adapted, which is what MAML trains for. Compare an MLN after bicubic pretraining (stage ``pretrain``) with the
 meta-learned one (stage ``meta``).
 
+:func:`adaptation_report` builds the pairs of a preset over a benchmark set and returns an
+:class:`AdaptationReport` (its text, JSON and CSV).
+
 MLNs are read from a finished run folder of an MRDA pretrain or meta stage (``config.yaml`` + ``final/``, the weights
 ``init: from_stage`` loads: ``final/networks.safetensors``), or from a release file written by
 ``blindsr export RUN_DIR --network mln`` (or a zoo name of such a file).
@@ -17,10 +20,10 @@ MLNs are read from a finished run folder of an MRDA pretrain or meta stage (``co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,7 +34,20 @@ from blindsr.methods.meta import inner_adapt, meta_parameters
 from blindsr.metrics import psnr
 from blindsr.nets.mrda import MetaLearningNetwork
 
-__all__ = ["AdaptationCurve", "LoadedMLN", "adaptation_psnr", "load_mln", "run_adaptation", "step_sizes"]
+if TYPE_CHECKING:  # pragma: no cover
+    from blindsr.data.benchmark import BenchmarkSet
+    from blindsr.degradations.presets import EvalPreset
+
+__all__ = [
+    "AdaptationCurve",
+    "AdaptationReport",
+    "LoadedMLN",
+    "adaptation_psnr",
+    "adaptation_report",
+    "load_mln",
+    "run_adaptation",
+    "step_sizes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,3 +282,169 @@ def run_adaptation(
         values = np.asarray(r, dtype=np.float64)
         curves.append(AdaptationCurve(label=m.label, source=m.source, psnr=values, pairs=list(names)))
     return curves
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptationReport:
+    """What ``blindsr analyze adaptation`` shows and saves: the adaptation curves of MLNs on one set (Fig. 9a).
+
+    Attributes:
+        curves: one per MLN, in the order given.
+        dataset: the benchmark set's name.
+        scale: the MLNs' scale.
+        preset: the evaluation preset of the (LR, HR) pairs.
+        metric_protocol: the preset's PSNR protocol (``sr-y``).
+        inner_lr: the step size of each inner step (n = ``len(inner_lr)`` steps).
+        n_images: how many HR images.
+        crop: the centre crop of each HR image (0: whole images).
+    """
+
+    curves: list[AdaptationCurve]
+    dataset: str
+    scale: int
+    preset: str
+    metric_protocol: str
+    inner_lr: list[float]
+    n_images: int
+    crop: int
+
+    @property
+    def steps(self) -> int:
+        """The number of inner steps n."""
+        return len(self.inner_lr)
+
+    @property
+    def n_pairs(self) -> int:
+        """The number of (LR, HR) pairs (images x settings)."""
+        return int(self.curves[0].psnr.shape[0])
+
+    @property
+    def rate_text(self) -> str:
+        """The step sizes as text: ``0.01`` when all are equal, ``0.01/0.005`` otherwise, empty for 0 steps."""
+        rates = self.inner_lr
+        if not rates:
+            return ""
+        return f"{rates[0]:g}" if len(set(rates)) == 1 else "/".join(f"{r:g}" for r in rates)
+
+    def summary(self) -> str:
+        """The header line, then the mean PSNR of every MLN at every step, and the gain over the n steps."""
+        labels = [c.label for c in self.curves]
+        n_settings = self.n_pairs // self.n_images if self.n_images else 0
+        lines = [
+            f"MLN adaptation on {self.dataset} x{self.scale}, {self.preset} ({self.n_pairs} pairs = {self.n_images} "
+            f"images x {n_settings} settings), inner lr {self.rate_text or '-'}, Upscaler fixed; PSNR (dB, "
+            f"{self.metric_protocol})"
+        ]
+        width = max(8, *(len(label) for label in labels))
+        lines.append("step  " + "  ".join(f"{label:>{width}}" for label in labels))
+        for k in range(self.steps + 1):
+            lines.append(f"{k:>4}  " + "  ".join(f"{c.mean[k]:>{width}.3f}" for c in self.curves))
+        if self.steps:
+            lines.append("gain  " + "  ".join(f"{c.mean[-1] - c.mean[0]:>+{width}.3f}" for c in self.curves))
+        return "\n".join(lines)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-friendly: the set, the preset, the step sizes, and every curve (:meth:`AdaptationCurve.record`)."""
+        return {
+            "dataset": self.dataset,
+            "scale": self.scale,
+            "preset": self.preset,
+            "metric_protocol": self.metric_protocol,
+            "steps": self.steps,
+            "inner_lr": list(self.inner_lr),
+            "adapted": "all MLN parameters but the Upscaler",
+            "n_images": self.n_images,
+            "crop": self.crop,
+            "n_pairs": self.n_pairs,
+            "curves": [c.record() for c in self.curves],
+        }
+
+    def rows(self) -> list[list[object]]:
+        """The CSV table: a header ``step, <label>...``, then one row per step with every MLN's mean PSNR."""
+        header: list[object] = ["step", *(c.label for c in self.curves)]
+        body = [[k, *(f"{c.mean[k]:.4f}" for c in self.curves)] for k in range(self.steps + 1)]
+        return [header, *body]
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`record` to the JSON file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_json
+
+        return write_json(path, self.record(), overwrite=overwrite)
+
+    def save_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`rows` to the CSV file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_csv
+
+        return write_csv(path, self.rows(), overwrite=overwrite)
+
+
+def adaptation_report(
+    mlns: Sequence[LoadedMLN],
+    bench: BenchmarkSet,
+    preset: EvalPreset,
+    *,
+    inner_lr: Sequence[float],
+    max_images: int = 0,
+    crop: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> AdaptationReport:
+    """:func:`run_adaptation` of every MLN on the (LR, HR) pairs of `preset` over the images of `bench`.
+
+    Every HR image (modcropped by `bench`; optionally its centre `crop`) is degraded with each setting of `preset`
+    at the MLNs' scale (``preset.degrade``: its kernels, padding, bicubic and seeded noise), image-major.
+
+    Args:
+        mlns: the MLNs (same scale, that of `bench`).
+        bench: the benchmark set, modcropped to the MLNs' scale.
+        preset: the evaluation preset of the pairs (Gaussian8 for Fig. 9a).
+        inner_lr: the step size of each inner step (:func:`step_sizes`).
+        max_images: use only the first N images (0: all).
+        crop: use the centre `crop` x `crop` of each HR image (0: whole images).
+        device: where the pairs go (the MLNs' device).
+        progress: a tqdm progress bar (stderr).
+
+    Raises:
+        ValueError: no MLN, MLNs of different scales or of another scale than `bench`, or no pairs.
+    """
+    from blindsr.analysis.idr import center_crop
+
+    if not mlns:
+        raise ValueError("give at least one MLN")
+    if len({m.scale for m in mlns}) != 1:
+        raise ValueError(f"the MLNs upscale by different factors: {', '.join(f'{m.label} x{m.scale}' for m in mlns)}")
+    scale = mlns[0].scale
+    if bench.scale != scale:
+        raise ValueError(f"the benchmark set is modcropped to x{bench.scale}, not to the MLNs' scale x{scale}")
+    settings = preset.settings_for(scale)
+    n_images = min(len(bench), max_images) if max_images > 0 else len(bench)
+    dev = torch.device(device)
+
+    def pairs() -> Iterator[tuple[str, str, Tensor, Tensor]]:
+        for index in range(n_images):
+            item = bench[index]
+            hr = center_crop(item.hr, size=crop, scale=scale).to(dev).unsqueeze(0)
+            for i, setting in enumerate(settings):
+                lr = preset.degrade(hr, scale=scale, setting_index=i, dataset=bench.dataset_name, stem=item.name).lr
+                yield item.name, setting.label, lr, hr
+
+    rates = [float(r) for r in inner_lr]
+    curves = run_adaptation(mlns, pairs(), inner_lr=rates, total=n_images * len(settings), progress=progress)
+    return AdaptationReport(
+        curves=curves,
+        dataset=bench.dataset_name,
+        scale=scale,
+        preset=preset.name,
+        metric_protocol=preset.metric_protocol,
+        inner_lr=rates,
+        n_images=n_images,
+        crop=crop,
+    )

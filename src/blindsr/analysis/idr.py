@@ -5,6 +5,8 @@ is synthesised and DEN_S maps it to its IDR ``D_S`` (``MRDAStudent(lr).idr``, th
 The IDRs are then embedded in 2-D with t-SNE (:mod:`blindsr.analysis.tsne`) and the separability of the
 degradation labels is measured in the IDR space itself (:mod:`blindsr.analysis.separability`).
 
+:func:`idr_report` does all of it for a benchmark set and returns an :class:`IDRReport` (its text, its ``.npz``).
+
 Only the student has an IDR computed from the LR image alone: the teacher's needs the MLN adapted on the HR image
 (an oracle), the MLN and DMSR have none (DMSR estimates an explicit kernel and noise map). :func:`idr_network`
 says so in one line.
@@ -12,10 +14,11 @@ says so in one line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,7 +31,20 @@ from blindsr.analysis.tsne import TSNEResult, run_tsne
 from blindsr.degradations import EvalSetting
 from blindsr.nets.mrda import MRDAStudent
 
-__all__ = ["IDRAnalysis", "IDRSamples", "NoIDRError", "analyze_idr", "center_crop", "collect_idr", "idr_network"]
+if TYPE_CHECKING:  # pragma: no cover
+    from blindsr.data.benchmark import BenchmarkSet
+
+__all__ = [
+    "IDRAnalysis",
+    "IDRReport",
+    "IDRSamples",
+    "NoIDRError",
+    "analyze_idr",
+    "center_crop",
+    "collect_idr",
+    "idr_network",
+    "idr_report",
+]
 
 
 class NoIDRError(ValueError):
@@ -55,7 +71,7 @@ def idr_network(model: nn.Module, *, arch: str = "", name: str = "the model") ->
     if isinstance(model, MRDAStudent):
         return model
     if not arch:
-        from blindsr.nets import ARCHS
+        from blindsr.archs import ARCHS
 
         arch = next((key for key, cls in ARCHS.items() if type(model) is cls), "")
     why = _NO_IDR.get(arch, f"({arch or type(model).__name__}) has no IDR: only MRDA students (mrda_s) have one")
@@ -166,8 +182,9 @@ class IDRAnalysis:
     tsne: TSNEResult
     separability: Separability
 
-    def save_npz(self, path: str | Path, **extra: object) -> None:
-        """Write ``idr``, ``labels``, ``label_names``, ``images``, ``embedding``, the seeds and scores to `path`."""
+    def arrays(self, **extra: object) -> dict[str, Any]:
+        """The arrays :meth:`save` writes: ``idr``, ``labels``, ``label_names``, ``images``, ``embedding``, the t-SNE
+        seed, perplexity, iterations and KL divergence, the scores, then `extra` (each as ``np.asarray``)."""
         s, t, q = self.samples, self.tsne, self.separability
         arrays: dict[str, Any] = {
             "idr": s.idr,
@@ -184,9 +201,17 @@ class IDRAnalysis:
             "knn_k": q.k,
         }
         arrays.update({k: np.asarray(v) for k, v in extra.items()})
-        from blindsr.files import atomic_write
+        return arrays
 
-        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    def save(self, path: str | Path, *, overwrite: bool = False, **extra: object) -> Path:
+        """Write :meth:`arrays` (with `extra`) to the ``.npz`` file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_npz
+
+        return write_npz(path, self.arrays(**extra), overwrite=overwrite)
 
 
 def analyze_idr(
@@ -211,4 +236,144 @@ def analyze_idr(
     embedding = run_tsne(samples.idr, perplexity=perplexity, n_iter=n_iter, seed=seed, progress=progress)
     return IDRAnalysis(
         samples=samples, tsne=embedding, separability=measure_separability(samples.idr, samples.labels, k=k)
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IDRReport:
+    """What ``blindsr analyze idr`` shows and saves: the IDR analysis of one model on one benchmark set.
+
+    Attributes:
+        analysis: the IDRs, their t-SNE embedding and their separability.
+        model: the model's name (zoo or file name).
+        arch: its architecture id.
+        scale: its scale.
+        dataset: the benchmark set's name.
+        kind: the degradation set (``iso``, ``aniso`` or ``noise``).
+        n_images: how many HR images were degraded.
+        crop: the centre crop of each HR image (0: whole images).
+        seed: the seed of the noise and of t-SNE.
+    """
+
+    analysis: IDRAnalysis
+    model: str
+    arch: str
+    scale: int
+    dataset: str
+    kind: str
+    n_images: int
+    crop: int
+    seed: int
+
+    @property
+    def n_samples(self) -> int:
+        """The number of (image, degradation) samples."""
+        return len(self.analysis.samples.labels)
+
+    def summary(self) -> str:
+        """Two lines: the number of samples, and the separability of the degradations in IDR space."""
+        n_settings = len(self.analysis.samples.settings)
+        return (
+            f"IDR: {self.n_samples} samples ({self.n_images} images of {self.dataset} x {n_settings} degradations)\n"
+            f"separability in IDR space: {self.analysis.separability.summary()}"
+        )
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the ``.npz`` file `path`: :meth:`IDRAnalysis.arrays`, then ``seed``, ``model``, ``arch``, ``scale``,
+        ``dataset``, ``kind``, ``crop`` and ``settings`` (the degradations as JSON); atomically. Returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        return self.analysis.save(
+            path,
+            overwrite=overwrite,
+            seed=self.seed,
+            model=self.model,
+            arch=self.arch,
+            scale=self.scale,
+            dataset=self.dataset,
+            kind=self.kind,
+            crop=self.crop,
+            settings=json.dumps(self.analysis.samples.settings),
+        )
+
+
+def _first(bench: BenchmarkSet, n: int) -> Iterator[tuple[str, torch.Tensor]]:
+    for index in range(n):
+        item = bench[index]
+        yield item.name, item.hr
+
+
+def idr_report(
+    student: MRDAStudent,
+    bench: BenchmarkSet,
+    settings: Sequence[EvalSetting],
+    *,
+    scale: int,
+    kind: str,
+    model: str,
+    arch: str = "mrda_s",
+    seed: int = 0,
+    max_images: int = 0,
+    crop: int = 0,
+    perplexity: float = 30.0,
+    n_iter: int = 1000,
+    k: int = 5,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> IDRReport:
+    """The IDR of every image of `bench` under every degradation, its t-SNE and its separability (Fig. 7, 8).
+
+    :func:`collect_idr` over the first `max_images` images, then :func:`analyze_idr`.
+
+    Args:
+        student: the MRDA student.
+        bench: the benchmark set, modcropped to `scale`.
+        settings: the degradations (:func:`~blindsr.analysis.synth.degradation_set`).
+        scale: the model's scale.
+        kind: the name of the degradation set, recorded.
+        model: the model's name, recorded.
+        arch: its architecture id, recorded.
+        seed: the seed of the noise and of t-SNE.
+        max_images: use only the first N images (0: all).
+        crop: use the centre `crop` x `crop` of each HR image (0: whole images).
+        perplexity: t-SNE perplexity.
+        n_iter: t-SNE iterations.
+        k: neighbours of the k-NN accuracy.
+        device: where the network runs.
+        progress: progress bars (stderr).
+
+    Raises:
+        ValueError: `bench` not modcropped to `scale`, no images, an image too small, or fewer than 4 samples.
+    """
+    if bench.scale != scale:
+        raise ValueError(f"the benchmark set is modcropped to x{bench.scale}, not to the scale x{scale}")
+    n_images = min(len(bench), max_images) if max_images > 0 else len(bench)
+    samples = collect_idr(
+        student,
+        _first(bench, n_images),
+        settings,
+        scale=scale,
+        seed=seed,
+        dataset=bench.dataset_name,
+        crop=crop,
+        device=device,
+        total=n_images,
+        progress=progress,
+    )
+    n = len(samples.labels)
+    if n < 4:
+        raise ValueError(f"only {n} samples: use more images or degradations (t-SNE needs at least 4)")
+    analysis = analyze_idr(samples, seed=seed, perplexity=perplexity, n_iter=n_iter, k=k, progress=progress)
+    return IDRReport(
+        analysis=analysis,
+        model=model,
+        arch=arch,
+        scale=scale,
+        dataset=bench.dataset_name,
+        kind=kind,
+        n_images=n_images,
+        crop=crop,
+        seed=seed,
     )

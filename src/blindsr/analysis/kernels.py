@@ -13,6 +13,7 @@ runs the extractor on each LR image and records, per (image, σk, σn):
 An extractor that follows the blur gives estimated widths on the diagonal ``est = true``; one that has collapsed to
 an average kernel gives the same width whatever the blur (a horizontal line), and a correlation near 0.
 
+:func:`kernel_report` adds what the analysis ran on and returns a :class:`KernelReport` (its text, JSON and CSV).
 Only DMSR has an explicit kernel estimate: :func:`dmsr_network` refuses other models in one line.
 """
 
@@ -22,6 +23,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,10 +40,12 @@ __all__ = [
     "KERNEL_PROTOCOL",
     "KernelAnalysis",
     "KernelRecord",
+    "KernelReport",
     "KernelSettingSummary",
     "NoExtractorError",
     "analyze_kernels",
     "dmsr_network",
+    "kernel_report",
     "kernel_width",
     "summarize_kernel_records",
 ]
@@ -73,7 +77,7 @@ def dmsr_network(model: nn.Module, *, arch: str = "", name: str = "the model") -
     if isinstance(model, DMSRNet):
         return model
     if not arch:
-        from blindsr.nets import ARCHS
+        from blindsr.archs import ARCHS
 
         arch = next((key for key, cls in ARCHS.items() if type(model) is cls), "")
     why = _NO_EXTRACTOR.get(
@@ -381,3 +385,182 @@ def analyze_kernels(
     finally:
         bar.close()
     return summarize_kernel_records(records)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelReport:
+    """What ``blindsr analyze kernels`` shows and saves: a DMSR extractor's estimates on one benchmark set.
+
+    Attributes:
+        analysis: every record and their summary.
+        model: the model's name (zoo or file name).
+        arch: its architecture id.
+        dataset: the benchmark set's name.
+        scale: the model's scale.
+        n_images: how many HR images.
+        crop: the centre crop of each HR image (0: whole images).
+    """
+
+    analysis: KernelAnalysis
+    model: str
+    arch: str
+    dataset: str
+    scale: int
+    n_images: int
+    crop: int
+
+    @property
+    def widths(self) -> list[float]:
+        """The kernel widths σk of the grid, in the order given."""
+        return list(dict.fromkeys(s.sigma_k for s in self.analysis.settings))
+
+    @property
+    def noise_levels(self) -> list[float]:
+        """The noise levels σn of the grid, in the order given."""
+        return list(dict.fromkeys(s.sigma_n for s in self.analysis.settings))
+
+    @property
+    def score(self) -> str:
+        """One line: the correlation of the true and estimated widths, and the mean width error."""
+        r = self.analysis.correlation
+        r_text = f"{r:.3f}" if math.isfinite(r) else "undefined (a constant width)"
+        return (
+            f"correlation of true and estimated widths r = {r_text}; "
+            f"mean |width error| {self.analysis.mean_abs_width_error:.3f} px"
+        )
+
+    def summary(self) -> str:
+        """The table of mean estimated widths per (σk, σn), the mean estimated noise per σn, and :attr:`score`."""
+        widths, levels = self.widths, self.noise_levels
+        cell = {(s.sigma_k, s.sigma_n): s for s in self.analysis.settings}
+        lines = [
+            f"mean estimated kernel width (px) on {self.dataset} x{self.scale}, {self.n_images} images x "
+            f"{len(self.analysis.settings)} settings:",
+            f"{'σk':>5}  {'true':>6}  " + "  ".join(f"{'σn ' + format(n, 'g'):>8}" for n in levels),
+        ]
+        for w in widths:
+            row = "  ".join(f"{cell[(w, n)].est_width_mean:>8.3f}" for n in levels)
+            lines.append(f"{w:>5g}  {cell[(w, levels[0])].true_width:>6.3f}  {row}")
+        noise_means = ", ".join(
+            f"σn {n:g}: {sum(cell[(w, n)].est_noise_mean for w in widths) / len(widths):.2f}" for n in levels
+        )
+        lines.append(f"mean estimated noise level (std(N_est) x 255): {noise_means}")
+        lines.append(self.score)
+        return "\n".join(lines)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-friendly: the model, set and grid, then :meth:`KernelAnalysis.summary` (NaN written as None)."""
+        return {
+            "model": self.model,
+            "arch": self.arch,
+            "dataset": self.dataset,
+            "scale": self.scale,
+            "protocol": KERNEL_PROTOCOL,
+            "widths": self.widths,
+            "noise_levels": self.noise_levels,
+            "n_images": self.n_images,
+            "crop": self.crop,
+            **self.analysis.summary(),
+        }
+
+    def rows(self) -> list[list[object]]:
+        """The CSV table: a header, then one row per record (image, σk, σn and the estimates, as text)."""
+        header: list[object] = [
+            "image",
+            "sigma_k",
+            "sigma_n",
+            "true_width",
+            "est_width",
+            "width_error",
+            "kernel_l2",
+            "est_noise",
+        ]
+        rows: list[list[object]] = [header]
+        for rec in self.analysis.records:
+            rows.append(
+                [
+                    rec.image,
+                    f"{rec.sigma_k:g}",
+                    f"{rec.sigma_n:g}",
+                    f"{rec.true_width:.6f}",
+                    f"{rec.est_width:.6f}",
+                    f"{rec.width_error:.6f}",
+                    f"{rec.kernel_l2:.6f}",
+                    f"{rec.est_noise:.4f}",
+                ]
+            )
+        return rows
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`record` to the JSON file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_json
+
+        return write_json(path, self.record(), overwrite=overwrite)
+
+    def save_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`rows` to the CSV file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_csv
+
+        return write_csv(path, self.rows(), overwrite=overwrite)
+
+
+def kernel_report(
+    net: DMSRNet,
+    bench: BenchmarkSet,
+    *,
+    scale: int,
+    widths: Sequence[float],
+    noise_levels: Sequence[float],
+    model: str,
+    arch: str = "dmsr",
+    max_images: int = 0,
+    crop: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> KernelReport:
+    """:func:`analyze_kernels` with what it ran on: the model, the set and the number of images.
+
+    Args:
+        net: the DMSR network.
+        bench: the benchmark set, modcropped to `scale`.
+        scale: the model's scale.
+        widths: the kernel widths σk.
+        noise_levels: the noise levels σn (0-255).
+        model: the model's name, recorded.
+        arch: its architecture id, recorded.
+        max_images: use only the first N images (0: all).
+        crop: use the centre `crop` x `crop` of each HR image (0: whole images).
+        device: where the extractor runs.
+        progress: a tqdm progress bar (stderr).
+
+    Raises:
+        ValueError: as :func:`analyze_kernels`.
+    """
+    analysis = analyze_kernels(
+        net,
+        bench,
+        scale=scale,
+        widths=widths,
+        noise_levels=noise_levels,
+        max_images=max_images,
+        crop=crop,
+        device=device,
+        progress=progress,
+    )
+    return KernelReport(
+        analysis=analysis,
+        model=model,
+        arch=arch,
+        dataset=bench.dataset_name,
+        scale=scale,
+        n_images=min(len(bench), max_images) if max_images > 0 else len(bench),
+        crop=crop,
+    )

@@ -3,6 +3,9 @@
 matplotlib is an optional dependency (``pip install 'blindsr[analysis]'``). It is imported inside the functions,
 never through ``pyplot``: no global backend is switched, no window opens, and importing :mod:`blindsr.analysis`
 works without it. :func:`require_matplotlib` fails early with a one-line message when it is missing.
+
+The ``plot_*`` functions draw from plain arrays; the ``plot_*_report`` functions draw the figure of a result object
+of :mod:`blindsr.analysis` with the titles ``blindsr analyze`` gives it.
 """
 
 from __future__ import annotations
@@ -18,14 +21,24 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from blindsr.analysis.adaptation import AdaptationReport
+    from blindsr.analysis.idr import IDRReport
+    from blindsr.analysis.kernels import KernelReport
+    from blindsr.analysis.rdam import RDAMReport
+
 __all__ = [
     "MatplotlibMissingError",
     "RDAMPanel",
     "plot_adaptation",
+    "plot_adaptation_report",
     "plot_idr_embedding",
+    "plot_idr_report",
     "plot_kernel_estimates",
+    "plot_kernel_report",
     "plot_rdam",
     "plot_rdam_blocks",
+    "plot_rdam_report",
+    "plot_rdam_report_blocks",
     "require_matplotlib",
 ]
 
@@ -302,3 +315,80 @@ def plot_kernel_estimates(
     noise_ax.set_title("noise level (faint: per image; bold: mean per kernel width)", fontsize=9)
     fig.suptitle(_wrap(f"{title}\n{subtitle}" if subtitle else title, 10.5, 10), fontsize=10)
     _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the figures of the result objects, with the titles ``blindsr analyze`` gives them
+
+
+def plot_idr_report(report: IDRReport, *, path: str | Path) -> None:
+    """:func:`plot_idr_embedding` of an :class:`~blindsr.analysis.idr.IDRReport`, titled with the model, the set,
+    the t-SNE settings and the separability."""
+    analysis = report.analysis
+    samples = analysis.samples
+    subtitle = (
+        f"{report.n_samples} LR images of {report.dataset}; t-SNE perplexity {analysis.tsne.perplexity:.3g}, "
+        f"seed {report.seed}\nseparability in IDR space: {analysis.separability.summary()}"
+    )
+    plot_idr_embedding(
+        analysis.tsne.embedding,
+        samples.labels,
+        samples.label_names,
+        path=path,
+        title=f"IDR of {report.model} (x{report.scale}), {report.kind} degradations",
+        subtitle=subtitle,
+    )
+
+
+def plot_rdam_report(report: RDAMReport, *, path: str | Path) -> None:
+    """:func:`plot_rdam` of an :class:`~blindsr.analysis.rdam.RDAMReport`: every image above its mean map."""
+    panels = [
+        RDAMPanel(name=image.name, image=image.shown, image_title=image.shown_title, modulation=image.mean)
+        for image in report.images
+    ]
+    plot_rdam(
+        panels,
+        path=path,
+        title=(
+            f"RDAM modulation maps of {report.model} (x{report.scale}, {report.what}; mean over "
+            f"{len(report.conv_names)} RDA convs)"
+        ),
+        map_label="M (mean over RDA convs)",
+    )
+
+
+def plot_rdam_report_blocks(report: RDAMReport, index: int, *, path: str | Path) -> None:
+    """:func:`plot_rdam_blocks` of image `index` of an :class:`~blindsr.analysis.rdam.RDAMReport`."""
+    image = report.images[index]
+    plot_rdam_blocks(
+        image.per_block, path=path, title=f"RDAM maps per RDA block: {image.name} ({report.model}, {report.what})"
+    )
+
+
+def plot_adaptation_report(report: AdaptationReport, *, path: str | Path) -> None:
+    """:func:`plot_adaptation` of an :class:`~blindsr.analysis.adaptation.AdaptationReport`: one curve per MLN."""
+    plot_adaptation(
+        list(range(report.steps + 1)),
+        [(c.label, c.mean) for c in report.curves],
+        path=path,
+        title=(
+            f"MLN adaptation: {report.dataset} x{report.scale}, {report.preset} ({report.n_pairs} pairs), "
+            f"inner lr {report.rate_text or '-'}"
+        ),
+    )
+
+
+def plot_kernel_report(report: KernelReport, *, path: str | Path) -> None:
+    """:func:`plot_kernel_estimates` of a :class:`~blindsr.analysis.kernels.KernelReport`."""
+    analysis = report.analysis
+    plot_kernel_estimates(
+        analysis.column("true_width"),
+        analysis.column("est_width"),
+        analysis.column("sigma_n"),
+        analysis.column("est_noise"),
+        path=path,
+        title=(
+            f"Degradation extractor of {report.model} (x{report.scale}) on {report.dataset}, {report.n_images} images"
+        ),
+        subtitle=report.score,
+    )

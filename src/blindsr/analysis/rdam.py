@@ -7,19 +7,38 @@ exactly those without hooks, and the hooks are removed when the call returns (al
 
 M has the LR image's size. With ``rdam_channels = C`` it has one map per channel; they are averaged here. The
 paper shows one map per image; :class:`RDAMMaps` gives the mean over all RDA convs, the mean per RDA block (its two
-convs), and every conv's map.
+convs), and every conv's map. :func:`rdam_report` runs this over images (LR inputs, or LR synthesised from HR ones)
+and returns an :class:`RDAMReport` (its text, its ``.npz``).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from blindsr.analysis.synth import MIN_LR_SIDE, setting_label, synthesize_lr
+from blindsr.degradations import EvalSetting
 from blindsr.nets.mrda import RDAN, MRDAStudent, MRDATeacher, RDAConv
 
-__all__ = ["NoRDAMError", "RDAMMaps", "collect_rdam_maps", "rdam_convs", "rdam_network"]
+__all__ = [
+    "NoRDAMError",
+    "RDAMImage",
+    "RDAMMaps",
+    "RDAMReport",
+    "collect_rdam_maps",
+    "input_text",
+    "rdam_convs",
+    "rdam_network",
+    "rdam_report",
+]
 
 
 class NoRDAMError(ValueError):
@@ -125,3 +144,180 @@ def collect_rdam_maps(model: nn.Module, lr: Tensor, *, name: str = "the model") 
     if len(maps) != len(convs):
         raise RuntimeError(f"recorded {len(maps)} RDAM maps for {len(convs)} RDA convs")
     return RDAMMaps(per_conv=torch.stack(maps), names=[n for n, _ in convs], sr=sr)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RDAMImage:
+    """The RDAM maps of one image, as NumPy arrays (float32).
+
+    Attributes:
+        name: the image's file stem.
+        lr: (h, w, 3) the LR image the student ran on.
+        shown: (H, W, 3) the image the figure shows above the map: the HR image, or the LR input itself.
+        shown_title: what `shown` is (``"HR"`` or ``"LR input"``).
+        mean: (h, w) M averaged over all RDA convs (and channels).
+        per_block: (n_blocks, h, w) the mean of each RDA block's convs.
+        per_conv: (n_convs, h, w) every RDA conv's map.
+    """
+
+    name: str
+    lr: NDArray[np.float32]
+    shown: NDArray[np.float32]
+    shown_title: str
+    mean: NDArray[np.float32]
+    per_block: NDArray[np.float32]
+    per_conv: NDArray[np.float32]
+
+    def summary(self) -> str:
+        """One line: the LR size and the mean, range and spread of the mean map."""
+        m = self.mean
+        h, w = m.shape
+        return (
+            f"{self.name}: LR {w}x{h}, M mean {m.mean():.3f} (min {m.min():.3f}, max {m.max():.3f}, "
+            f"std {m.std():.3f}) over {self.per_conv.shape[0]} RDA convs"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RDAMReport:
+    """What ``blindsr analyze rdam`` shows and saves: the RDAM maps of one student over images (Fig. 10).
+
+    Attributes:
+        images: one per input image, in input order.
+        conv_names: the RDA convs with RDAM, in forward order (``blocks.0.da_conv1``, ...).
+        model: the model's name (zoo or file name).
+        scale: its scale.
+        setting: the degradation the LR images were synthesised with from HR inputs; None: the inputs are LR.
+        seed: the noise seed of the synthesis.
+    """
+
+    images: list[RDAMImage]
+    conv_names: list[str]
+    model: str
+    scale: int
+    setting: EvalSetting | None
+    seed: int
+
+    @property
+    def what(self) -> str:
+        """What the student ran on (:func:`input_text`)."""
+        return input_text(self.setting)
+
+    def summary(self) -> str:
+        """One line per image (:meth:`RDAMImage.summary`)."""
+        return "\n".join(image.summary() for image in self.images)
+
+    def arrays(self) -> dict[str, Any]:
+        """The arrays :meth:`save` writes: ``names``, ``conv_names``, ``model``, ``scale``, ``degradation`` (the
+        setting as JSON, ``null`` for LR inputs), ``seed``, then ``mean_<i>``, ``per_block_<i>``, ``per_conv_<i>`` and
+        ``lr_<i>`` (h, w, 3) of every image i."""
+        arrays: dict[str, Any] = {
+            "names": np.array([image.name for image in self.images]),
+            "conv_names": np.array(self.conv_names),
+            "model": np.array(self.model),
+            "scale": np.array(self.scale),
+            "degradation": np.array(json.dumps(self.setting.as_dict() if self.setting is not None else None)),
+            "seed": np.array(self.seed),
+        }
+        for i, image in enumerate(self.images):
+            arrays[f"mean_{i}"] = image.mean
+            arrays[f"per_block_{i}"] = image.per_block
+            arrays[f"per_conv_{i}"] = image.per_conv
+            arrays[f"lr_{i}"] = image.lr
+        return arrays
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`arrays` to the ``.npz`` file `path`, atomically; returns the path.
+
+        Raises:
+            OutputError: `path` exists and `overwrite` is False, or it is a folder.
+        """
+        from blindsr.analysis.output import write_npz
+
+        return write_npz(path, self.arrays(), overwrite=overwrite)
+
+
+def input_text(setting: EvalSetting | None) -> str:
+    """What an RDAM figure shows maps of: ``LR synthesised with σ 2.6`` (HR inputs and a setting) or ``LR inputs``."""
+    return f"LR synthesised with {setting_label(setting)}" if setting is not None else "LR inputs"
+
+
+def _hwc(image: Tensor) -> NDArray[np.float32]:
+    out: NDArray[np.float32] = image.permute(1, 2, 0).float().cpu().numpy()
+    return out
+
+
+def rdam_report(
+    student: MRDAStudent,
+    images: Iterable[tuple[str, Tensor]],
+    *,
+    model: str,
+    scale: int,
+    setting: EvalSetting | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    total: int | None = None,
+    progress: bool = False,
+) -> RDAMReport:
+    """The RDAM maps of `student` over images: LR inputs as they are, or LR synthesised from HR inputs.
+
+    With `setting`, each image is an HR image: it is modcropped to `scale` and its LR is synthesised with
+    :func:`~blindsr.analysis.synth.synthesize_lr` (seed `seed`, keyed by the file stem). Without, each image is the
+    LR input itself. Then :func:`collect_rdam_maps`.
+
+    Args:
+        student: an MRDA student with RDAM (:func:`rdam_network`).
+        images: ``(path, image)`` pairs, image (3, H, W) float RGB in [0, 1] (read lazily); the path's stem names
+            the image, errors quote the path.
+        model: the model's name, recorded and quoted in errors.
+        scale: the model's scale.
+        setting: the degradation of HR inputs; None: the inputs are LR images.
+        seed: the noise seed of the synthesis.
+        device: where the network runs.
+        total: the number of images, for the progress bar.
+        progress: a tqdm progress bar over the images (stderr).
+
+    Raises:
+        ValueError: no images, or an image too small (an LR side below
+            :data:`~blindsr.analysis.synth.MIN_LR_SIDE` px).
+        NoRDAMError: a network without RDAM.
+    """
+    from tqdm.auto import tqdm
+
+    from blindsr.ops.crop import modcrop
+
+    dev = torch.device(device)
+    student = student.to(dev).eval()
+    shown_images: list[RDAMImage] = []
+    conv_names: list[str] = []
+    for path, image in tqdm(images, desc="RDAM", unit="img", total=total, disable=not progress):
+        stem = PurePath(path).stem
+        if setting is not None:
+            hr = modcrop(image, scale)
+            try:
+                lr = synthesize_lr(hr.to(dev), [setting], scale=scale, seed=seed, key=(stem,))
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
+            shown, shown_title = hr, "HR"
+        else:
+            h, w = image.shape[-2:]
+            if min(h, w) < MIN_LR_SIDE:
+                raise ValueError(f"image too small: {path} is {w}x{h} (at least {MIN_LR_SIDE} px per side needed)")
+            lr = image.unsqueeze(0).to(dev)
+            shown, shown_title = image, "LR input"
+        maps = collect_rdam_maps(student, lr, name=model)
+        conv_names = maps.names
+        shown_images.append(
+            RDAMImage(
+                name=stem,
+                lr=_hwc(lr[0]),
+                shown=_hwc(shown),
+                shown_title=shown_title,
+                mean=maps.mean[0].float().cpu().numpy(),
+                per_block=maps.per_block[:, 0].float().cpu().numpy(),
+                per_conv=maps.per_conv[:, 0].float().cpu().numpy(),
+            )
+        )
+    if not shown_images:
+        raise ValueError("no images to analyse")
+    return RDAMReport(images=shown_images, conv_names=conv_names, model=model, scale=scale, setting=setting, seed=seed)

@@ -3,7 +3,7 @@
 Each degradation is an :class:`~blindsr.degradations.EvalSetting` (iso or aniso Gaussian kernel + noise level), applied
 as MRDA's evaluation presets do (``gaussian8``): 21x21 kernel, reflect blur padding, MATLAB-exact bicubic
 downscaling, the LR clipped and rounded to 8 bits. Noise is seeded per (seed, image, setting), as the evaluation
-presets seed theirs (spec section 7), so a figure is reproducible on any device.
+presets seed theirs (docs/specs/degradations_and_protocols.md §7), so a figure is reproducible on any device.
 
 Sets of degradations (paper Sec. IV-C):
 

@@ -1,13 +1,15 @@
 """``blindsr analyze``: analysis plots as PNG (MRDA: IDR t-SNE, RDAM maps, MLN adaptation; DMSR: kernel estimates),
-with their raw data."""
+with their raw data.
+
+Only the wiring lives here: the arguments, the checks made before any work, loading the models and data, and the
+printing. Each command calls one function of :mod:`blindsr.analysis` (``idr_report``, ``rdam_report``,
+``adaptation_report``, ``kernel_report``), prints its ``.summary()``, draws it with ``blindsr.analysis.plots`` and
+writes its raw data with its ``.save()``."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from blindsr.analysis.adaptation import LoadedMLN
-    from blindsr.data.benchmark import BenchmarkImage, BenchmarkSet
+    from blindsr.data.benchmark import BenchmarkSet
 
 _DESCRIPTION = """Analysis plots for MRDA models, as in the ablation figures of the MRDA paper (Sec. IV-C), and for
 DMSR's degradation extractor. Each command writes a PNG and its raw data next to it (same name, other suffix), and
@@ -308,31 +310,6 @@ def _png(args: argparse.Namespace) -> Path:
     return path
 
 
-def save_npz(path: Path, **arrays: Any) -> None:
-    """``np.savez`` written atomically (temporary file, then rename)."""
-    import numpy as np
-
-    from blindsr.files import atomic_write
-
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    from blindsr.files import atomic_write_json as write
-
-    write(path, obj)
-
-
-def _write_csv(path: Path, rows: list[list[object]]) -> None:
-    import io
-
-    from blindsr.files import atomic_write_text
-
-    buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def _need_matplotlib() -> None:
     from blindsr.analysis.plots import MatplotlibMissingError, require_matplotlib
     from blindsr.cli.main import CLIError
@@ -351,10 +328,6 @@ def _bench(data_root: str, dataset: str, scale: int) -> BenchmarkSet:
     if not root.is_dir():
         raise CLIError(f"data root {root} does not exist (expected folders like {root}/{dataset}/HR/*.png)")
     return BenchmarkSet(root=root, name=dataset, scale=scale)
-
-
-def _count(bench: BenchmarkSet, max_images: int) -> int:
-    return min(len(bench), max_images) if max_images > 0 else len(bench)
 
 
 def _model_name(loaded: Any, given: str) -> str:
@@ -382,8 +355,8 @@ def run_idr(args: argparse.Namespace) -> int:
     Returns:
         0 on success (errors a user can fix raise ``CLIError`` or ``ValueError``: exit 2).
     """
-    from blindsr.analysis.idr import analyze_idr, collect_idr, idr_network
-    from blindsr.analysis.plots import plot_idr_embedding
+    from blindsr.analysis.idr import idr_network, idr_report
+    from blindsr.analysis.plots import plot_idr_report
     from blindsr.analysis.synth import DegradationKind, degradation_set, set_labels
     from blindsr.cli.main import CLIError
     from blindsr.zoo import load_model
@@ -407,66 +380,30 @@ def run_idr(args: argparse.Namespace) -> int:
         kind=kind, scale=scale, widths=args.widths, noise_levels=args.noise_levels, kernel_sigma=args.kernel_sigma
     )
     bench = _bench(args.data_root, args.dataset, scale)
-    n_images = _count(bench, args.max_images)
     print(f"model: {name} ({loaded.arch}, x{scale}, IDR {student.den.idr_dim}-d)")
     print(f"degradations ({kind}): {', '.join(set_labels(settings))}")
-    samples = collect_idr(
+    report = idr_report(
         student,
-        ((item.name, item.hr) for item in _first(bench, n_images)),
+        bench,
         settings,
         scale=scale,
+        kind=kind,
+        model=name,
+        arch=loaded.arch,
         seed=args.seed,
-        dataset=bench.dataset_name,
+        max_images=args.max_images,
         crop=args.crop,
-        device=device,
-        total=n_images,
-        progress=not args.quiet,
-    )
-    n = len(samples.labels)
-    if n < 4:
-        raise CLIError(f"only {n} samples: use more images or degradations (t-SNE needs at least 4)")
-    analysis = analyze_idr(
-        samples,
-        seed=args.seed,
         perplexity=args.perplexity,
         n_iter=args.tsne_iters,
         k=args.knn,
+        device=device,
         progress=not args.quiet,
     )
-    sep = analysis.separability
-    print(f"IDR: {n} samples ({n_images} images of {bench.dataset_name} x {len(settings)} degradations)")
-    print(f"separability in IDR space: {sep.summary()}")
-    subtitle = (
-        f"{n} LR images of {bench.dataset_name}; t-SNE perplexity {analysis.tsne.perplexity:.3g}, seed {args.seed}\n"
-        f"separability in IDR space: {sep.summary()}"
-    )
-    plot_idr_embedding(
-        analysis.tsne.embedding,
-        samples.labels,
-        samples.label_names,
-        path=out,
-        title=f"IDR of {name} (x{scale}), {kind} degradations",
-        subtitle=subtitle,
-    )
-    npz = out.with_suffix(".npz")
-    analysis.save_npz(
-        npz,
-        seed=args.seed,
-        model=name,
-        arch=loaded.arch,
-        scale=scale,
-        dataset=bench.dataset_name,
-        kind=kind,
-        crop=args.crop,
-        settings=json.dumps(samples.settings),
-    )
+    print(report.summary())
+    plot_idr_report(report, path=out)
+    npz = report.save(out.with_suffix(".npz"), overwrite=args.overwrite)
     print(f"wrote {out} and {npz}")
     return 0
-
-
-def _first(bench: BenchmarkSet, n: int) -> Iterator[BenchmarkImage]:
-    for index in range(n):
-        yield bench[index]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -479,14 +416,11 @@ def run_rdam(args: argparse.Namespace) -> int:
     Returns:
         0 on success (errors a user can fix raise ``CLIError`` or ``ValueError``: exit 2).
     """
-    import numpy as np
-
-    from blindsr.analysis.plots import RDAMPanel, plot_rdam, plot_rdam_blocks
-    from blindsr.analysis.rdam import collect_rdam_maps, rdam_network
-    from blindsr.analysis.synth import MIN_LR_SIDE, parse_degradation, setting_label, synthesize_lr
+    from blindsr.analysis.plots import plot_rdam_report, plot_rdam_report_blocks
+    from blindsr.analysis.rdam import input_text, rdam_network, rdam_report
+    from blindsr.analysis.synth import parse_degradation
     from blindsr.cli.main import CLIError
-    from blindsr.data.io import read_image
-    from blindsr.ops.crop import modcrop
+    from blindsr.data.images import read_image
     from blindsr.zoo import load_model
 
     out = _png(args)
@@ -501,75 +435,34 @@ def run_rdam(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model, device=device)
     name = _model_name(loaded, args.model)
-    student = rdam_network(loaded.model, arch=loaded.arch, name=name).to(device).eval()
-    scale = loaded.scale
-    what = f"LR synthesised with {setting_label(setting)}" if setting is not None else "LR inputs"
-    print(f"model: {name} ({loaded.arch}, x{scale}); {what}")
-
-    from tqdm.auto import tqdm
-
-    panels: list[RDAMPanel] = []
-    arrays: dict[str, Any] = {}
-    stems: list[str] = []
-    conv_names: list[str] = []
-    for i, path in enumerate(tqdm(args.inputs, desc="RDAM", unit="img", disable=args.quiet)):
-        image = read_image(path)
-        stem = Path(path).stem
-        if setting is not None:
-            hr = modcrop(image, scale)
-            try:
-                lr = synthesize_lr(hr.to(device), [setting], scale=scale, seed=args.seed, key=(stem,))
-            except ValueError as e:
-                raise CLIError(f"{path}: {e}") from None
-            shown, shown_title = hr, "HR"
-        else:
-            h, w = image.shape[-2:]
-            if min(h, w) < MIN_LR_SIDE:
-                raise CLIError(f"image too small: {path} is {w}x{h} (at least {MIN_LR_SIDE} px per side needed)")
-            lr = image.unsqueeze(0).to(device)
-            shown, shown_title = image, "LR input"
-        maps = collect_rdam_maps(student, lr, name=name)
-        mean = maps.mean[0].float().cpu().numpy()
-        per_block = maps.per_block[:, 0].float().cpu().numpy()
-        conv_names = maps.names
-        stems.append(stem)
-        arrays[f"mean_{i}"] = mean
-        arrays[f"per_block_{i}"] = per_block
-        arrays[f"per_conv_{i}"] = maps.per_conv[:, 0].float().cpu().numpy()
-        arrays[f"lr_{i}"] = lr[0].permute(1, 2, 0).float().cpu().numpy()
-        hwc = shown.permute(1, 2, 0).float().cpu().numpy()
-        panels.append(RDAMPanel(name=stem, image=hwc, image_title=shown_title, modulation=mean))
-        h, w = mean.shape
-        print(
-            f"{stem}: LR {w}x{h}, M mean {mean.mean():.3f} (min {mean.min():.3f}, max {mean.max():.3f}, "
-            f"std {mean.std():.3f}) over {len(maps.names)} RDA convs"
-        )
+    student = rdam_network(loaded.model, arch=loaded.arch, name=name)
+    print(f"model: {name} ({loaded.arch}, x{loaded.scale}); {input_text(setting)}")
+    report = rdam_report(
+        student,
+        ((path, read_image(path)) for path in args.inputs),
+        model=name,
+        scale=loaded.scale,
+        setting=setting,
+        seed=args.seed,
+        device=device,
+        total=len(args.inputs),
+        progress=not args.quiet,
+    )
+    stems = [image.name for image in report.images]
+    for i, image in enumerate(report.images):
+        print(image.summary())
         if args.per_block:
-            blocks_png = out.with_name(f"{out.stem}-{_safe(stem, i, stems)}-blocks.png")
-            plot_rdam_blocks(per_block, path=blocks_png, title=f"RDAM maps per RDA block: {stem} ({name}, {what})")
+            blocks_png = out.with_name(f"{out.stem}-{_safe(image.name, i, stems[: i + 1])}-blocks.png")
+            plot_rdam_report_blocks(report, i, path=blocks_png)
             print(f"  per-block maps: {blocks_png}")
-    plot_rdam(
-        panels,
-        path=out,
-        title=f"RDAM modulation maps of {name} (x{scale}, {what}; mean over {len(conv_names)} RDA convs)",
-        map_label="M (mean over RDA convs)",
-    )
-    npz = out.with_suffix(".npz")
-    save_npz(
-        npz,
-        names=np.array(stems),
-        conv_names=np.array(conv_names),
-        model=np.array(name),
-        scale=np.array(scale),
-        degradation=np.array(json.dumps(setting.as_dict() if setting is not None else None)),
-        seed=np.array(args.seed),
-        **arrays,
-    )
+    plot_rdam_report(report, path=out)
+    npz = report.save(out.with_suffix(".npz"), overwrite=args.overwrite)
     print(f"wrote {out} and {npz}")
     return 0
 
 
 def _safe(stem: str, index: int, stems: list[str]) -> str:
+    """`stem` as part of a file name; with the image's index when an earlier image in `stems` has the same stem."""
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
     return keep if stems.count(stem) == 1 else f"{keep}_{index}"
 
@@ -584,9 +477,8 @@ def run_adaptation(args: argparse.Namespace) -> int:
     Returns:
         0 on success (errors a user can fix raise ``CLIError`` or ``ValueError``: exit 2).
     """
-    from blindsr.analysis.adaptation import load_mln, run_adaptation, step_sizes
-    from blindsr.analysis.idr import center_crop
-    from blindsr.analysis.plots import plot_adaptation
+    from blindsr.analysis.adaptation import adaptation_report, load_mln, step_sizes
+    from blindsr.analysis.plots import plot_adaptation_report
     from blindsr.cli.main import CLIError
     from blindsr.degradations import get_eval_preset
 
@@ -608,61 +500,23 @@ def run_adaptation(args: argparse.Namespace) -> int:
     scales = {m.scale for m in mlns}
     if len(scales) != 1:
         raise CLIError(f"the MLNs upscale by different factors: {', '.join(f'{m.label} x{m.scale}' for m in mlns)}")
-    scale = mlns[0].scale
-    settings = preset.settings_for(scale)
-    bench = _bench(args.data_root, args.dataset, scale)
-    n_images = _count(bench, args.max_images)
+    bench = _bench(args.data_root, args.dataset, mlns[0].scale)
     for m in mlns:
         print(f"MLN {m.label}: x{m.scale}, {m.source}")
-
-    def pairs() -> Iterator[tuple[str, str, torch.Tensor, torch.Tensor]]:
-        for item in _first(bench, n_images):
-            hr = center_crop(item.hr, size=args.crop, scale=scale).to(device).unsqueeze(0)
-            for i, setting in enumerate(settings):
-                lr = preset.degrade(hr, scale=scale, setting_index=i, dataset=bench.dataset_name, stem=item.name).lr
-                yield item.name, setting.label, lr, hr
-
-    curves = run_adaptation(mlns, pairs(), inner_lr=rates, total=n_images * len(settings), progress=not args.quiet)
-    n_pairs = curves[0].psnr.shape[0]
-    steps = list(range(args.steps + 1))
-    rate_text = f"{rates[0]:g}" if len(set(rates)) <= 1 else "/".join(f"{r:g}" for r in rates)
-    header = (
-        f"MLN adaptation on {bench.dataset_name} x{scale}, {preset.name} ({n_pairs} pairs = {n_images} images x "
-        f"{len(settings)} settings), inner lr {rate_text or '-'}, Upscaler fixed; PSNR (dB, {preset.metric_protocol})"
+    report = adaptation_report(
+        mlns,
+        bench,
+        preset,
+        inner_lr=rates,
+        max_images=args.max_images,
+        crop=args.crop,
+        device=device,
+        progress=not args.quiet,
     )
-    print(header)
-    width = max(8, *(len(m.label) for m in mlns))
-    print("step  " + "  ".join(f"{m.label:>{width}}" for m in mlns))
-    for k in steps:
-        print(f"{k:>4}  " + "  ".join(f"{c.mean[k]:>{width}.3f}" for c in curves))
-    if args.steps:
-        print("gain  " + "  ".join(f"{c.mean[-1] - c.mean[0]:>+{width}.3f}" for c in curves))
-
-    plot_adaptation(
-        steps,
-        [(c.label, c.mean) for c in curves],
-        path=out,
-        title=f"MLN adaptation: {bench.dataset_name} x{scale}, {preset.name} ({n_pairs} pairs), inner lr {rate_text}",
-    )
-    record = {
-        "dataset": bench.dataset_name,
-        "scale": scale,
-        "preset": preset.name,
-        "metric_protocol": preset.metric_protocol,
-        "steps": args.steps,
-        "inner_lr": rates,
-        "adapted": "all MLN parameters but the Upscaler",
-        "n_images": n_images,
-        "crop": args.crop,
-        "n_pairs": n_pairs,
-        "curves": [c.record() for c in curves],
-    }
-    json_path = out.with_suffix(".json")
-    atomic_write_json(json_path, record)
-    csv_path = out.with_suffix(".csv")
-    _write_csv(
-        csv_path, [["step", *(c.label for c in curves)], *([k, *(f"{c.mean[k]:.4f}" for c in curves)] for k in steps)]
-    )
+    print(report.summary())
+    plot_adaptation_report(report, path=out)
+    json_path = report.save(out.with_suffix(".json"), overwrite=args.overwrite)
+    csv_path = report.save_csv(out.with_suffix(".csv"), overwrite=args.overwrite)
     print(f"wrote {out}, {json_path} and {csv_path}")
     return 0
 
@@ -677,10 +531,8 @@ def run_kernels(args: argparse.Namespace) -> int:
     Returns:
         0 on success (errors a user can fix raise ``CLIError`` or ``ValueError``: exit 2).
     """
-    import math
-
-    from blindsr.analysis.kernels import KERNEL_PROTOCOL, analyze_kernels, dmsr_network
-    from blindsr.analysis.plots import plot_kernel_estimates
+    from blindsr.analysis.kernels import KERNEL_PROTOCOL, dmsr_network, kernel_report
+    from blindsr.analysis.plots import plot_kernel_report
     from blindsr.cli.main import CLIError
     from blindsr.zoo import load_model
 
@@ -695,90 +547,23 @@ def run_kernels(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale != scale:
         raise CLIError(f"{name} upscales x{scale}: --scale {args.scale} does not match (leave it out)")
     bench = _bench(args.data_root, args.dataset, scale)
-    n_images = _count(bench, args.max_images)
     print(f"model: {name} ({loaded.arch}, x{scale}); LR synthesised by the {KERNEL_PROTOCOL} protocol")
-    analysis = analyze_kernels(
+    report = kernel_report(
         net,
         bench,
         scale=scale,
         widths=args.widths,
         noise_levels=args.noise_levels,
+        model=name,
+        arch=loaded.arch,
         max_images=args.max_images,
         crop=args.crop,
         device=device,
         progress=not args.quiet,
     )
-    widths = list(dict.fromkeys(s.sigma_k for s in analysis.settings))
-    levels = list(dict.fromkeys(s.sigma_n for s in analysis.settings))
-    cell = {(s.sigma_k, s.sigma_n): s for s in analysis.settings}
-    print(
-        f"mean estimated kernel width (px) on {bench.dataset_name} x{scale}, {n_images} images x "
-        f"{len(analysis.settings)} settings:"
-    )
-    print(f"{'σk':>5}  {'true':>6}  " + "  ".join(f"{'σn ' + format(n, 'g'):>8}" for n in levels))
-    for w in widths:
-        row = "  ".join(f"{cell[(w, n)].est_width_mean:>8.3f}" for n in levels)
-        print(f"{w:>5g}  {cell[(w, levels[0])].true_width:>6.3f}  {row}")
-    noise_means = ", ".join(
-        f"σn {n:g}: {sum(cell[(w, n)].est_noise_mean for w in widths) / len(widths):.2f}" for n in levels
-    )
-    print(f"mean estimated noise level (std(N_est) x 255): {noise_means}")
-    r = analysis.correlation
-    r_text = f"{r:.3f}" if math.isfinite(r) else "undefined (a constant width)"
-    score = (
-        f"correlation of true and estimated widths r = {r_text}; "
-        f"mean |width error| {analysis.mean_abs_width_error:.3f} px"
-    )
-    print(score)
-
-    plot_kernel_estimates(
-        analysis.column("true_width"),
-        analysis.column("est_width"),
-        analysis.column("sigma_n"),
-        analysis.column("est_noise"),
-        path=out,
-        title=f"Degradation extractor of {name} (x{scale}) on {bench.dataset_name}, {n_images} images",
-        subtitle=score,
-    )
-    record = {
-        "model": name,
-        "arch": loaded.arch,
-        "dataset": bench.dataset_name,
-        "scale": scale,
-        "protocol": KERNEL_PROTOCOL,
-        "widths": widths,
-        "noise_levels": levels,
-        "n_images": n_images,
-        "crop": args.crop,
-        **analysis.summary(),
-    }
-    json_path = out.with_suffix(".json")
-    atomic_write_json(json_path, record)
-    csv_path = out.with_suffix(".csv")
-    header: list[object] = [
-        "image",
-        "sigma_k",
-        "sigma_n",
-        "true_width",
-        "est_width",
-        "width_error",
-        "kernel_l2",
-        "est_noise",
-    ]
-    rows: list[list[object]] = [header]
-    for rec in analysis.records:
-        rows.append(
-            [
-                rec.image,
-                f"{rec.sigma_k:g}",
-                f"{rec.sigma_n:g}",
-                f"{rec.true_width:.6f}",
-                f"{rec.est_width:.6f}",
-                f"{rec.width_error:.6f}",
-                f"{rec.kernel_l2:.6f}",
-                f"{rec.est_noise:.4f}",
-            ]
-        )
-    _write_csv(csv_path, rows)
+    print(report.summary())
+    plot_kernel_report(report, path=out)
+    json_path = report.save(out.with_suffix(".json"), overwrite=args.overwrite)
+    csv_path = report.save_csv(out.with_suffix(".csv"), overwrite=args.overwrite)
     print(f"wrote {out}, {json_path} and {csv_path}")
     return 0

@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _write(path: Path, lr: Any) -> None:
-    from blindsr.data.io import write_image
+    from blindsr.data.images import write_image
 
     write_image(path, lr.detach().float().cpu())
 
@@ -218,7 +218,7 @@ class _Progress:
 
 def _load(bench: Any, index: int, progress: _Progress) -> Any:
     """Image `index` of `bench`, or None (the failure reported) when it cannot be read."""
-    from blindsr.data.io import ImageReadError
+    from blindsr.data.image_errors import ImageReadError
 
     try:
         return bench[index]

@@ -162,7 +162,7 @@ def _oracle(teacher: MRDATeacher, upscale: OracleUpscaleFn, options: AdaptationO
             f"the HR image of every test image (MRDA_T: its MLN adapted afresh on each (LR, HR) pair, "
             f"{o.inner_steps} SGD steps of {lr_text}, {what})"
         )
-    k = teacher.kernel_encoder.kernel_size if teacher.kernel_encoder is not None else 0
+    k = teacher.blur_encoder.blur_kernel_size if teacher.blur_encoder is not None else 0
     return _Teacher(OracleModel(upscale=upscale, uses=uses), name, int(teacher.scale), teacher.idr_source, k)
 
 

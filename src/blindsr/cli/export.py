@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(config_path)
     method = build_method(cfg)
-    release_fn = getattr(method, "release", None)
-    if not callable(release_fn):
-        raise CLIError(f"method {cfg.method.name!r} does not say how to release its networks (no release())")
-    release: dict[str, tuple[str, dict[str, object]]] = release_fn()
+    release = method.release()
     if args.network is not None:
         if args.network not in release:
             raise CLIError(f"unknown --network {args.network!r}; this method releases: {', '.join(release)}")

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     from blindsr.cli.main import CLIError
     from blindsr.data.benchmark import BenchmarkSet
-    from blindsr.data.io import ImageReadError, list_images, read_image
+    from blindsr.data.image_errors import ImageReadError
+    from blindsr.data.images import list_images, read_image
     from blindsr.files import atomic_write_json, check_output_file
     from blindsr.metrics import get_metric_protocol, psnr_and_ssim
 

@@ -1,4 +1,8 @@
-"""``blindsr models``: list the model cards (name, scale, parameters per component, training, licence)."""
+"""``blindsr models``: list the model cards (name, scale, parameters per component, training, licence).
+
+The table keeps to short card fields, one row per model and one line of description each; ``--json`` prints every
+field, and docs/models.md holds each model's training record.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import argparse
 import json
 from typing import Any
 
-_DESCRIPTION = """List the trained models blindsr knows by name (the model cards), with their scale, parameter
-counts per component, the training the weights actually had, and their licence. A name without a tag means the
-first card listed for it (e.g. dmsr-x4 = dmsr-x4.iso-noise). Nothing is downloaded: a card's weights file must be
-in blindsr/zoo/weights/ or $BLINDSR_HOME/weights/.
+_DESCRIPTION = """List the trained models blindsr knows by name (the model cards): scale, parameter counts per
+component, a one-line training summary, licence, and what each model is blind to. A name without a tag means the
+first card listed for it (e.g. dmsr-x4 = dmsr-x4.lite). Nothing is downloaded: a card's weights file must be in
+blindsr/zoo/weights/ or $BLINDSR_HOME/weights/. --json prints every card field (architecture, weights file, sha256,
+training config, paper); each model's full training record and its measured tables are in the repository's
+docs/models.md, one section per model, anchored by its name (docs/models.md#dmsr-x4.lite).
 
   blindsr models
   blindsr models --json
@@ -21,6 +27,9 @@ _EMPTY = (
     "Evaluate a weights file written by `blindsr export` by its path: "
     "blindsr eval -m FILE.safetensors --protocol PRESET --data-root DATA"
 )
+
+
+_MORE = "Every card field: blindsr models --json. How each model was trained, and its measured tables: docs/models.md"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +74,7 @@ def _table(models: list[dict[str, Any]]) -> str:
             lines.append(f"{m['name']}: {m['description']}")
     if not all(m["available"] for m in models):
         lines.append("* weights file not found locally (blindsr never downloads; see `blindsr models --help`)")
+    lines.append(_MORE)
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from blindsr.data.io import ImageMode
+    from blindsr.data.user_images import ImageMode
     from blindsr.inference import Upscaler
 
 _DESCRIPTION = """Super-resolve images with a blind-SR model. The degradation (DMSR: blur kernel and noise) is
@@ -77,7 +77,7 @@ def _write_cost(mode: ImageMode, bit_depth: int, suffix: str) -> float:
     """Bytes per output pixel that encoding the file needs besides the float image (``write_image_like`` today,
     measured on 2000x2000 images: 8-bit gray 16, gray+alpha 29, RGB 36, RGBA 49; 16-bit gray 21; a 16-bit colour
     PNG 324, its encoder being plain Python)."""
-    from blindsr.data.io import format_can_hold
+    from blindsr.data.user_images import format_can_hold
 
     deep = bit_depth > 8 and suffix.lower() in (".png", ".tif", ".tiff")
     if deep and mode in ("rgb", "rgba") and format_can_hold(suffix, mode=mode, bit_depth=16):
@@ -208,7 +208,7 @@ class _Job:
 
 def _collect(inputs: list[str], out: Path, *, recursive: bool) -> list[_Job]:
     from blindsr.cli.main import CLIError
-    from blindsr.data.io import list_images
+    from blindsr.data.images import list_images
 
     jobs: list[_Job] = []
     out_resolved = out.resolve()
@@ -235,7 +235,7 @@ _EXT_ALIASES = {"jpg": ("jpg", "jpeg"), "tif": ("tif", "tiff")}
 
 def _output_file(inputs: list[str], out: Path) -> Path | None:
     """`out` as the output file when there is one input file and `out` names an image file (not a folder)."""
-    from blindsr.data.io import IMAGE_EXTENSIONS
+    from blindsr.data.images import IMAGE_EXTENSIONS
 
     if len(inputs) != 1 or not Path(inputs[0]).is_file() or out.is_dir():
         return None
@@ -243,7 +243,7 @@ def _output_file(inputs: list[str], out: Path) -> Path | None:
 
 
 def _suffix_for(source: Path, ext: str) -> str:
-    from blindsr.data.io import IMAGE_EXTENSIONS
+    from blindsr.data.images import IMAGE_EXTENSIONS
 
     if ext != "auto":
         return f".{ext}"
@@ -304,17 +304,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from blindsr.cli.main import CLIError
-    from blindsr.data.io import (
-        ImageReadError,
-        ImageWriteError,
-        format_can_hold,
-        image_size,
-        loaded_to_array,
-        read_image_any,
-        write_image,
-        write_pixels_like,
-    )
-    from blindsr.data.io import write_image_like as write_like
+    from blindsr.data.image_errors import ImageReadError, ImageWriteError
+    from blindsr.data.images import image_size, write_image
+    from blindsr.data.user_images import format_can_hold, loaded_to_array, read_image_any, write_pixels_like
+    from blindsr.data.user_images import write_image_like as write_like
     from blindsr.files import check_name_part
     from blindsr.inference import Upscaler, kernel_image, noise_image
     from blindsr.inference.upscaler import MemoryLimitError, format_bytes

@@ -25,14 +25,12 @@ for :class:`~blindsr.config.schema.ExperimentConfig` runs the sanity checks of :
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import difflib
 import functools
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from blindsr.config.schema import ExperimentConfig
+from blindsr.files import OutputError, atomic_write_text
 
 __all__ = [
     "ConfigError",
@@ -470,22 +469,20 @@ def load_config(path: str | os.PathLike[str], *, overrides: Sequence[str] = (), 
 
 
 def dump_config(cfg: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``cfg`` (a dataclass) as YAML that :func:`load_config` reads back to an equal object; atomically."""
+    """Write ``cfg`` (a dataclass) as YAML that :func:`load_config` reads back to an equal object; atomically.
+
+    The UTF-8 text goes through :func:`blindsr.files.atomic_write_text` (a temporary sibling renamed onto `path`).
+
+    Raises:
+        OSError: the file could not be written (its folder must exist); `path` is left as it was.
+    """
     import yaml
 
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        atomic_write_text(path, text, create_parent=False)
+    except OutputError as error:  # the system's own error, as callers (``blindsr train``) word it themselves
+        raise (error.__cause__ if isinstance(error.__cause__, OSError) else error) from None
 
 
 # ----------------------------------------------------------------------------------------------- sanity checks

@@ -11,7 +11,7 @@ A benchmark root holds one folder per set, each with its ground truth in ``HR/``
 the HR side of the standard synthetic-degradation protocol. Degrading it to LR is not this module's job.
 
 >>> import tempfile, torch
->>> from blindsr.data.io import write_image
+>>> from blindsr.data.images import write_image
 >>> with tempfile.TemporaryDirectory() as root:
 ...     write_image(f"{root}/Set5/HR/baby.png", torch.rand(3, 10, 13))
 ...     bench = BenchmarkSet(root=root, name="set5", scale=4)
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from blindsr.data.io import IMAGE_EXTENSIONS, list_images, read_image
+from blindsr.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from blindsr.ops.crop import modcrop
 
 __all__ = ["BenchmarkImage", "BenchmarkSet", "find_benchmark_sets"]
@@ -70,7 +70,7 @@ class BenchmarkSet:
       or directly its ``HR`` folder (``.../Set5/HR``).
 
     Only the top level of the image folder is listed (no recursion); hidden files are skipped. Every image is read
-    with :func:`blindsr.data.io.read_image` (gray becomes RGB, alpha is dropped) when it is accessed; nothing is
+    with :func:`blindsr.data.images.read_image` (gray becomes RGB, alpha is dropped) when it is accessed; nothing is
     cached.
 
     Args:
@@ -85,7 +85,7 @@ class BenchmarkSet:
             case-insensitively, or `scale` is not a positive integer.
 
     >>> import tempfile, torch
-    >>> from blindsr.data.io import write_image
+    >>> from blindsr.data.images import write_image
     >>> with tempfile.TemporaryDirectory() as root:
     ...     write_image(f"{root}/Set14/HR/comic.png", torch.rand(361, 250))   # gray, odd size
     ...     bench = BenchmarkSet(root=f"{root}/Set14", name=None, scale=4)
@@ -189,7 +189,7 @@ def find_benchmark_sets(root: PathLike) -> list[str]:
         FileNotFoundError: `root` does not exist.
 
     >>> import tempfile, torch
-    >>> from blindsr.data.io import write_image
+    >>> from blindsr.data.images import write_image
     >>> with tempfile.TemporaryDirectory() as root:
     ...     write_image(f"{root}/Set5/HR/a.png", torch.rand(3, 4, 4))
     ...     write_image(f"{root}/B100/b.png", torch.rand(3, 4, 4))

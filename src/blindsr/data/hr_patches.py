@@ -1,7 +1,7 @@
 """Random HR training patches; the LR side is synthesised later, on the fly, by the degradation engine.
 
 >>> import tempfile, torch
->>> from blindsr.data.io import write_image
+>>> from blindsr.data.images import write_image
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     write_image(f"{tmp}/a.png", torch.rand(3, 20, 30))
 ...     data = HRPatchDataset(folders=[tmp], patch_size=8, repeat=4, generator=torch.Generator().manual_seed(0))
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from blindsr.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_image_uint8
+from blindsr.data.images import IMAGE_EXTENSIONS, image_size, list_images, read_image_uint8
 
 __all__ = ["HRPatchDataset"]
 
@@ -38,7 +38,7 @@ class HRPatchDataset(Dataset[Tensor]):
     Each item is one ``(3, P, P)`` float32 RGB patch in [0, 1], cut at a uniformly random position from image
     ``index % num_images``; with `augment`, one of the 8 symmetries of the square (identity, flips, rotations by
     multiples of 90°, transposes) is applied, each with probability 1/8. Images are read with
-    :func:`blindsr.data.io.read_image_uint8` (gray becomes RGB, alpha is dropped; 16-bit files are rounded to 8
+    :func:`blindsr.data.images.read_image_uint8` (gray becomes RGB, alpha is dropped; 16-bit files are rounded to 8
     bits) and held as 8-bit pixels, so patches are multiples of 1/255 whether or not `cache` is set.
 
     Randomness: with ``generator=None`` every draw uses torch's global RNG, which ``DataLoader`` seeds per worker
@@ -51,7 +51,7 @@ class HRPatchDataset(Dataset[Tensor]):
     ``skip_small=True`` drops them with a warning instead.
 
     Args:
-        folders: folders of training images (top level only, see :func:`blindsr.data.io.list_images`); a single
+        folders: folders of training images (top level only, see :func:`blindsr.data.images.list_images`); a single
             path is accepted too.
         patch_size: side P of the square HR patch, in pixels.
         augment: apply a random dihedral transform to each patch.

@@ -6,7 +6,7 @@ gets exactly the batch the interrupted run would have drawn. The images are deco
 on the target device, so with ``device="cuda"`` the whole training set lives on the GPU and a batch is cut there.
 
 >>> import tempfile, torch
->>> from blindsr.data.io import write_image
+>>> from blindsr.data.images import write_image
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     write_image(f"{tmp}/a.png", torch.rand(3, 20, 30))
 ...     sampler = PatchSampler(folders=[tmp], patch_size=8, batch_size=4, seed=1)
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from blindsr.data.hr_patches import collect_training_images
-from blindsr.data.io import read_image_uint8
+from blindsr.data.images import read_image_uint8
 from blindsr.degradations.noise import derive_seed
 
 __all__ = ["PatchSampler"]
@@ -51,7 +51,7 @@ class PatchSampler:
     Transform ``k`` (0-7): bit 0 flips horizontally, bit 1 flips vertically, bit 2 then transposes (swaps H and
     W); together they are the dihedral group of the square, ``k = 0`` being the identity.
 
-    Images are read with :func:`blindsr.data.io.read_image_uint8` (gray becomes RGB, alpha is dropped, 16-bit
+    Images are read with :func:`blindsr.data.images.read_image_uint8` (gray becomes RGB, alpha is dropped, 16-bit
     files are rounded to 8 bits) and kept as a list of ``(3, H, W)`` uint8 tensors on `device`: about
     ``3 * H * W`` bytes per image (:attr:`nbytes`). Images smaller than the patch cannot be cropped: by default
     they are an error (listing up to 10 of them); ``skip_small=True`` drops them with a warning instead.
@@ -60,7 +60,7 @@ class PatchSampler:
     concatenation of the per-rank batches.
 
     Args:
-        folders: folders of training images (top level only, see :func:`blindsr.data.io.list_images`); a single
+        folders: folders of training images (top level only, see :func:`blindsr.data.images.list_images`); a single
             path is accepted too.
         patch_size: side P of the square HR patches, in pixels.
         batch_size: number B of patches per batch (per rank).
@@ -73,7 +73,7 @@ class PatchSampler:
     Raises:
         FileNotFoundError: a folder does not exist or contains no images.
         ValueError: bad arguments, or images smaller than `patch_size` without `skip_small`.
-        blindsr.data.io.ImageReadError: an image cannot be decoded.
+        blindsr.data.image_errors.ImageReadError: an image cannot be decoded.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ __all__ = ["derive_seed", "gaussian_noise_map", "standard_normal"]
 def derive_seed(*parts: object) -> int:
     """A stable 63-bit seed from the parts: the first 8 bytes of ``sha256("p0|p1|...")``, big-endian.
 
-    Never Python's ``hash()``, which is salted per process (spec section 7).
+    Never Python's ``hash()``, which is salted per process (docs/specs/degradations_and_protocols.md §7).
 
     >>> derive_seed("dmsr-grid", "Set5", "baby", "x4", 0) == derive_seed("dmsr-grid", "Set5", "baby", "x4", 0)
     True

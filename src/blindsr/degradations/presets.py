@@ -9,7 +9,8 @@ Training presets (:func:`get_training_preset`) are `DegradationSpec` objects:
 ``mrda-iso-x4``           MRDA classic x4: iso 21x21, sigma ~ U[0.2, 4.0], noise-free, per batch (MAML task),
                           reflect padding, LR clipped and rounded to 8 bits
 ``mrda-iso-x2``           MRDA classic x2: as above with sigma ~ U[0.2, 2.0]
-``mrda-iso-x3``           MRDA classic x3 (not in the paper; spec 4.6): as above with the IKC-style U[0.2, 3.0]
+``mrda-iso-x3``           MRDA classic x3 (not in the paper; docs/specs/mrda.md §4.6): as above with the IKC-style
+                          U[0.2, 3.0]
 ``mrda-aniso-noise``      MRDA aniso + noise x4: lambda1, lambda2 ~ U[0.2, 4], theta ~ U[0, pi),
                           sigma_n ~ U[0, 25], per batch, reflect padding, 8-bit LR
 ========================  ==================================================================================
@@ -18,9 +19,9 @@ Evaluation presets (:func:`get_eval_preset`, ``blindsr protocols``) are frozen `
 (kernel, noise) setting per scale, with the padding, bicubic border, LR storage, noise seeding and metric protocol.
 A ``-xS`` suffix restricts a preset to one scale (``gaussian8-x4``, ``gaussian8-x4.mrda``).
 
-Noise seeding (spec section 7): the noise of image ``stem`` of ``dataset`` at scale ``s`` and setting index ``i``
-is drawn from a CPU generator seeded with ``derive_seed(preset, dataset, stem, "x{s}", i)``, so every number is
-reproducible on any device and independent of the order and number of images.
+Noise seeding (docs/specs/degradations_and_protocols.md §7): the noise of image ``stem`` of ``dataset`` at scale ``s``
+and setting index ``i`` is drawn from a CPU generator seeded with ``derive_seed(preset, dataset, stem, "x{s}", i)``, so
+every number is reproducible on any device and independent of the order and number of images.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ class EvalPreset:
         return replace(self, grid=tuple((s, st) for s, st in self.grid if s in scales))
 
     def noise_seed(self, *, dataset: str, stem: str, scale: int, setting_index: int) -> int:
-        """Seed of the noise realisation of one (dataset, image, scale, setting) cell (spec section 7)."""
+        """The noise seed of one (dataset, image, scale, setting) cell (docs/specs/degradations_and_protocols.md §7)."""
         return derive_seed(self.name, dataset, stem, f"x{scale}", setting_index)
 
     def params(self, setting: EvalSetting) -> DegradationParams:

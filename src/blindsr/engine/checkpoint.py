@@ -37,14 +37,14 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-import blindsr
-from blindsr.files import atomic_write, atomic_write_text
+from blindsr.files import atomic_write_bytes, atomic_write_text
+from blindsr.version import __version__
 
 __all__ = [
     "MANIFEST_FILENAME",
@@ -148,7 +148,7 @@ def _state_dict_for_file(module: nn.Module) -> dict[str, torch.Tensor]:
 def _safetensors_bytes(module: nn.Module, metadata: Mapping[str, str] | None) -> bytes:
     from safetensors.torch import save
 
-    meta = {"blindsr_version": blindsr.__version__, **(metadata or {})}
+    meta = {"blindsr_version": __version__, **(metadata or {})}
     return save(_state_dict_for_file(module), metadata={k: str(v) for k, v in meta.items()})
 
 
@@ -186,12 +186,8 @@ def save_weights(module: nn.Module, path: Path, *, metadata: Mapping[str, str] |
         CheckpointError: the file could not be written (full disk, read-only folder...); no partial file is left.
     """
     data = _safetensors_bytes(module, metadata)
-
-    def write(file: BinaryIO) -> None:
-        file.write(data)
-
     try:
-        atomic_write(path, write)
+        atomic_write_bytes(path, data)
     except Exception as error:  # OutputError (with the OSError chained) or whatever the writer raised
         raise CheckpointError(f"could not write {path} ({_reason(error)})") from error
 
@@ -312,7 +308,7 @@ def save_checkpoint(
         torch.save(state, buffer)
         put(_STATE, buffer.getvalue())
         del buffer
-        manifest = {"format": _MANIFEST_FORMAT, "step": step, "blindsr_version": blindsr.__version__, "files": files}
+        manifest = {"format": _MANIFEST_FORMAT, "step": step, "blindsr_version": __version__, "files": files}
         _write_new_file(tmp / MANIFEST_FILENAME, (json.dumps(manifest, indent=1) + "\n").encode())
         _fsync_folder(tmp)
         if final.exists():

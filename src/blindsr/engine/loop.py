@@ -1,9 +1,18 @@
 """One training loop for every method: devices, precision, optimiser, schedule, EMA, DDP, checkpoints, logs, validation.
 
-Determinism and exact resume: batch ``s`` (HR patches) and the step's ``torch.Generator`` (degradations, noise) are
-pure functions of (seed, step, micro-batch, rank), so nothing about the data stream needs saving. A checkpoint holds
-the networks, the EMA, the optimiser, the scheduler, the gradient scaler, every global RNG state and the step; on
-CPU a resumed run reproduces the uninterrupted one bit for bit (tested).
+The loop knows no data set, degradation or benchmark. Its caller passes the training batches (a `BatchSource`) and,
+optionally, the validation (a `Validator`), each built by a factory that :func:`fit` calls once with the training
+device; :mod:`blindsr.cli.train` wires the patch sampler and the benchmark runner in.
+
+:func:`fit` is three parts: :func:`_setup` (devices, lock, data, networks, optimiser, resume, logger), :func:`_step`
+(one optimiser step: gradient accumulation, the non-finite check, clipping, scheduler, EMA) and :func:`_after_step`
+(logging, validation and ``best/``, checkpoints, ``stop_after``).
+
+Determinism and exact resume: a `BatchSource` gives the micro-batch ``(step, micro, rank)`` (HR patches and the
+``torch.Generator`` of the step's degradations and noise) as a pure function of those numbers, so nothing about the
+data stream needs saving. A checkpoint holds the networks, the EMA, the optimiser, the scheduler, the gradient
+scaler, every global RNG state and the step; on CPU a resumed run reproduces the uninterrupted one bit for bit
+(tested).
 """
 
 from __future__ import annotations
@@ -11,16 +20,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from blindsr.config.schema import ExperimentConfig, InitConfig
-from blindsr.degradations.noise import derive_seed
 from blindsr.engine import distributed
 from blindsr.engine.checkpoint import (
     CheckpointError,
@@ -38,7 +46,17 @@ from blindsr.engine.optim import build_optimizer, build_scheduler
 from blindsr.engine.runlock import lock_run_folder
 from blindsr.types import Method
 
-__all__ = ["FitResult", "NonFiniteLossError", "fit", "resolve_data_paths"]
+if TYPE_CHECKING:  # pragma: no cover
+    from blindsr.engine.logging import RunLogger
+
+__all__ = [
+    "BatchSource",
+    "FitResult",
+    "NonFiniteLossError",
+    "TrainingBatch",
+    "Validator",
+    "fit",
+]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,15 +72,43 @@ class FitResult:
     best_step: int | None
 
 
-def resolve_data_paths(folders: tuple[str, ...], config_dir: Path | None) -> list[Path]:
-    """Training folders: absolute, else relative to the config file's folder if it exists there, else to the CWD."""
-    out = []
-    for f in folders:
-        p = Path(f).expanduser()
-        if not p.is_absolute() and config_dir is not None and (config_dir / p).exists():
-            p = config_dir / p
-        out.append(p)
-    return out
+@dataclass(frozen=True, slots=True)
+class TrainingBatch:
+    """One micro-batch of training data.
+
+    Attributes:
+        hr: HR patches (B, 3, P, P) on any device (the loop moves them to the training device).
+        generator: the only source of randomness of the method's step on this micro-batch (degradation
+            parameters, noise); see `blindsr.types.Method.training_step`.
+    """
+
+    hr: Tensor
+    generator: torch.Generator
+
+
+class BatchSource(Protocol):
+    """The training batches of a run, addressed by position rather than read as a stream.
+
+    ``batch(step, micro, rank=rank)`` must depend only on its arguments (and on how the source was built): a resumed
+    run then asks for the batches of the steps after its checkpoint and gets exactly those the uninterrupted run
+    would have used, and each DDP rank reads its own part of every step (the global batch of a data-parallel step is
+    the concatenation of the ranks' batches).
+    """
+
+    @property
+    def description(self) -> str:
+        """A few words for the start message of a run, e.g. ``"800 HR images"``."""
+        ...
+
+    def batch(self, step: int, micro: int, *, rank: int) -> TrainingBatch:
+        """Micro-batch `micro` (0 to ``train.accumulate - 1``) of optimiser step `step` (0-based) on `rank`."""
+        ...
+
+
+Validator = Callable[[Mapping[str, nn.Module], int], Mapping[str, float]]
+"""``validate(networks, step) -> {metric name: value}``: scores the networks (the EMA copies when the run keeps an EMA;
+in eval mode) after optimiser step `step`. The loop calls it on rank 0 only, logs what it returns as a ``val`` record
+and keeps the checkpoint with the highest ``validation.metric`` as ``best/``."""
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -113,47 +159,6 @@ def _maybe_no_sync(nets: Mapping[str, nn.Module], active: bool) -> Iterator[None
                 if isinstance(net, nn.parallel.DistributedDataParallel):
                     stack.enter_context(net.no_sync())
         yield
-
-
-def fit(
-    cfg: ExperimentConfig,
-    method: Method,
-    *,
-    run_dir: Path,
-    resume: bool = False,
-    config_dir: Path | None = None,
-    stop_after: int | None = None,
-) -> FitResult:
-    """Train `method` as `cfg` says, writing checkpoints and logs to `run_dir`.
-
-    Rank 0 holds the run folder's lock (:mod:`blindsr.engine.runlock`) for the whole call. With `resume`, the newest
-    intact checkpoint is restored (damaged newer ones are moved aside, with a message), an interrupted update of
-    ``best/`` is repaired, and the log loses the records of steps after the restored one. Resuming a run that has
-    already reached ``train.total_steps`` trains nothing and reports the loss saved with its last checkpoint.
-
-    Args:
-        cfg: the resolved experiment config.
-        method: the method (its networks on the CPU, as built).
-        run_dir: the run folder (created; with `resume`, the latest intact checkpoint there is restored).
-        resume: continue from the latest intact checkpoint in `run_dir`.
-        config_dir: folder of the config file (relative data paths resolve against it).
-        stop_after: stop after this many optimiser steps in this call (checkpointing first), e.g. to train in
-            chunks or to simulate an interruption in tests. The run can then be resumed.
-
-    Returns:
-        A `FitResult`.
-
-    Raises:
-        NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept and named).
-        CheckpointError: a checkpoint could not be written (the previous one survives), no intact checkpoint to
-            resume from, or another process is training into `run_dir`.
-    """
-    info = distributed.setup(cfg.train.device)
-    with contextlib.ExitStack() as stack:
-        stack.callback(distributed.cleanup, info)
-        return _fit(
-            cfg, method, info, stack, run_dir=run_dir, resume=resume, config_dir=config_dir, stop_after=stop_after
-        )
 
 
 def _lock(info: distributed.DistInfo, run_dir: Path, stack: contextlib.ExitStack) -> None:
@@ -213,18 +218,116 @@ def _resume(
     return state
 
 
-def _fit(
+def fit(
+    cfg: ExperimentConfig,
+    method: Method,
+    *,
+    batches: Callable[[torch.device], BatchSource],
+    validation: Callable[[torch.device], Validator] | None = None,
+    run_dir: Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> FitResult:
+    """Train `method` as `cfg` says, on the batches of `batches`, writing checkpoints and logs to `run_dir`.
+
+    Rank 0 holds the run folder's lock (:mod:`blindsr.engine.runlock`) for the whole call. With `resume`, the newest
+    intact checkpoint is restored (damaged newer ones are moved aside, with a message), an interrupted update of
+    ``best/`` is repaired, and the log loses the records of steps after the restored one. Resuming a run that has
+    already reached ``train.total_steps`` trains nothing and reports the loss saved with its last checkpoint.
+
+    Args:
+        cfg: the resolved experiment config.
+        method: the method (its networks on the CPU, as built).
+        batches: builds the run's `BatchSource` for the training device it is given (called once, after the lock
+            is taken and before the networks are initialised).
+        validation: builds the `Validator` for the training device (called once, when ``validation.every`` > 0);
+            required then.
+        run_dir: the run folder (created; with `resume`, the latest intact checkpoint there is restored).
+        resume: continue from the latest intact checkpoint in `run_dir`.
+        stop_after: stop after this many optimiser steps in this call (checkpointing first), e.g. to train in
+            chunks or to simulate an interruption in tests. The run can then be resumed.
+
+    Returns:
+        A `FitResult`.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept and named).
+        CheckpointError: a checkpoint could not be written (the previous one survives), no intact checkpoint to
+            resume from, or another process is training into `run_dir`.
+        ValueError: ``validation.every`` > 0 without `validation`; fp16 without CUDA; resuming beyond
+            ``train.total_steps``.
+    """
+    if cfg.validation.every and validation is None:
+        raise ValueError("fit: validation.every > 0 needs a `validation` (a Validator factory)")
+    info = distributed.setup(cfg.train.device)
+    with contextlib.ExitStack() as stack:
+        stack.callback(distributed.cleanup, info)
+        run = _setup(cfg, method, info, stack, batches=batches, validation=validation, run_dir=run_dir, resume=resume)
+        if resume and run.step == cfg.train.total_steps:  # already finished: nothing to train; final/ is (re)written
+            run.logger.message(f"the run already reached train.total_steps={cfg.train.total_steps}; nothing to train")
+            _write_final(run)
+            distributed.barrier(info)
+            return run.result()
+        while run.step < cfg.train.total_steps:
+            loss, logs = _step(run)
+            if _after_step(run, loss, logs, stop_after=stop_after):
+                return run.result()
+        _checkpoint(run)
+        _write_final(run)
+        distributed.barrier(info)
+        return run.result()
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    """What :func:`_setup` builds for one :func:`fit` call, and the counters the steps advance."""
+
+    cfg: ExperimentConfig
+    method: Method
+    info: distributed.DistInfo
+    run_dir: Path
+    data: BatchSource
+    validator: Validator | None
+    networks: nn.ModuleDict  # on the device; checkpointed
+    nets: dict[str, nn.Module]  # what the method calls: DDP-wrapped when distributed and trainable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    ema: EMA | None
+    logger: RunLogger
+    step: int  # optimiser steps done (the next step's 0-based index)
+    best_metric: float | None
+    best_step: int | None
+    last_loss: float
+    steps_this_call: int = 0
+    t_last: float = 0.0  # time and step of the last train record, for it/s
+    step_last: int = 0
+
+    def extra(self) -> dict[str, Any]:
+        """The loop's own state saved with a checkpoint (``state.pt``'s ``extra``)."""
+        return {
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "world_size": self.info.world_size,
+            "last_loss": self.last_loss,
+        }
+
+    def result(self) -> FitResult:
+        return FitResult(self.run_dir, self.step, self.last_loss, self.best_metric, self.best_step)
+
+
+def _setup(
     cfg: ExperimentConfig,
     method: Method,
     info: distributed.DistInfo,
     stack: contextlib.ExitStack,
     *,
+    batches: Callable[[torch.device], BatchSource],
+    validation: Callable[[torch.device], Validator] | None,
     run_dir: Path,
     resume: bool,
-    config_dir: Path | None,
-    stop_after: int | None,
-) -> FitResult:
-    from blindsr.data.patch_sampler import PatchSampler
+) -> _Run:
+    """Devices, the lock, data, inits, networks (DDP), optimiser, scheduler, scaler, EMA, resume, logger."""
     from blindsr.engine.logging import RunLogger
 
     tc = cfg.train
@@ -236,19 +339,9 @@ def _fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     _lock(info, run_dir, stack)
 
-    sampler = PatchSampler(
-        folders=resolve_data_paths(cfg.data.train, config_dir),
-        patch_size=cfg.data.patch_size,
-        batch_size=cfg.data.batch_size,
-        augment=cfg.data.augment,
-        device=device if cfg.data.on_device else "cpu",
-        skip_small=cfg.data.skip_small,
-        seed=cfg.seed,
-    )
+    data = batches(device)
     inits = _init_networks(method, cfg.init, run_dir)
-    val_root = resolve_data_paths((cfg.validation.data_root,), config_dir)[0] if cfg.validation.every else None
-    if val_root is not None and not val_root.is_dir():
-        raise FileNotFoundError(f"validation.data_root {val_root} does not exist (validation.every > 0)")
+    validator = validation(device) if cfg.validation.every and validation is not None else None
     networks = method.networks.to(device)
     if tc.channels_last:
         networks.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -306,7 +399,7 @@ def _fit(
     stack.callback(logger.close)
     logger.message(
         f"{cfg.experiment}/{cfg.stage}: method {cfg.method.name} x{cfg.method.scale} on {device} "
-        f"({info.world_size} process{'es' if info.world_size > 1 else ''}), {sampler.num_images} HR images, "
+        f"({info.world_size} process{'es' if info.world_size > 1 else ''}), {data.description}, "
         f"batch {cfg.data.batch_size}x{info.world_size}x{tc.accumulate}, {tc.precision}"
         + (f", resumed at step {start_step}" if resume else "")
     )
@@ -314,153 +407,165 @@ def _fit(
         logger.message(line)
     for line in inits:
         logger.message(f"init: {line}")
+    return _Run(
+        cfg=cfg,
+        method=method,
+        info=info,
+        run_dir=run_dir,
+        data=data,
+        validator=validator,
+        networks=networks,
+        nets=nets,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        ema=ema,
+        logger=logger,
+        step=start_step,
+        best_metric=best_metric,
+        best_step=best_step,
+        last_loss=last_loss,
+        t_last=time.perf_counter(),
+        step_last=start_step,
+    )
 
-    def extra() -> dict[str, Any]:
-        return {
-            "best_metric": best_metric,
-            "best_step": best_step,
-            "world_size": info.world_size,
-            "last_loss": last_loss,
-        }
 
-    def checkpoint(step: int) -> Path | None:
-        path = None
-        if info.is_main:
-            path = save_checkpoint(
-                run_dir,
-                step=step,
-                networks=networks,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                ema_networks=ema.networks if ema else None,
-                scaler=scaler,
-                extra=extra(),
-                keep_last=cfg.checkpoint.keep_last,
+def _step(run: _Run) -> tuple[float, dict[str, float]]:
+    """One optimiser step over ``train.accumulate`` micro-batches; returns the step's mean loss and logged terms.
+
+    Raises:
+        NonFiniteLossError: a micro-batch's loss is NaN/inf on any rank (all ranks stop together).
+    """
+    tc, info, device = run.cfg.train, run.info, run.info.device
+    step = run.step
+    run.networks.train()
+    run.optimizer.zero_grad(set_to_none=True)
+    logs: dict[str, float] = {}
+    total = 0.0
+    for micro in range(tc.accumulate):
+        batch = run.data.batch(step, micro, rank=info.rank)
+        hr = batch.hr.to(device, non_blocking=True)
+        with _maybe_no_sync(run.nets, micro < tc.accumulate - 1), _autocast(device, tc.precision):
+            out = run.method.training_step(hr, step=step, generator=batch.generator, nets=run.nets)
+            loss = out.loss / tc.accumulate
+        finite = 1.0 if bool(torch.isfinite(out.loss.detach()).all()) else 0.0
+        if distributed.all_min(info, finite) < 1.0:
+            last = latest_checkpoint(run.run_dir)
+            where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+            shown = ", ".join(f"{k}={float(v):.4g}" for k, v in out.logs.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step} ({float(out.loss.detach()):.4g}; {shown}); training stopped, "
+                f"{where}. Lower train.optimizer.lr, enable train.grad_clip, or check the data."
             )
-        distributed.barrier(info)
-        return path
+        with _maybe_no_sync(run.nets, micro < tc.accumulate - 1):
+            (run.scaler.scale(loss) if run.scaler else loss).backward()
+        total += float(out.loss.detach()) / tc.accumulate
+        for k, v in out.logs.items():
+            logs[k] = logs.get(k, 0.0) + float(v) / tc.accumulate
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    if tc.grad_clip > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.networks.parameters(), tc.grad_clip)
+        logs["grad_norm"] = float(grad_norm)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update(run.networks, step=step)
+    run.step += 1
+    run.steps_this_call += 1
+    run.last_loss = total
+    return total, logs
 
-    def write_final(step: int) -> None:
-        if not info.is_main:
-            return
-        final = run_dir / "final"
-        final.mkdir(exist_ok=True)
-        save_weights(networks, final / "networks.safetensors", metadata={"step": str(step)})
-        if ema is not None:
-            save_weights(ema.networks, final / "ema.safetensors", metadata={"step": str(step)})
-        logger.message(f"done: {step} steps; final weights in {final}")
 
-    step = start_step
-    if resume and start_step == tc.total_steps:  # already finished: nothing to train; final/ is (re)written
-        logger.message(f"the run already reached train.total_steps={tc.total_steps}; nothing to train")
-        write_final(step)
-        distributed.barrier(info)
-        return FitResult(run_dir, step, last_loss, best_metric, best_step)
+def _after_step(run: _Run, loss: float, logs: Mapping[str, float], *, stop_after: int | None) -> bool:
+    """Log the step, validate (a new best is checkpointed into ``best/``), checkpoint; True: `stop_after` is reached.
 
-    steps_this_call = 0
-    t_last, step_last = time.perf_counter(), start_step
-    while step < tc.total_steps:
-        networks.train()
-        optimizer.zero_grad(set_to_none=True)
-        logs: dict[str, float] = {}
-        total = 0.0
-        for micro in range(tc.accumulate):
-            hr = sampler.batch(step * tc.accumulate + micro, rank=info.rank).to(device, non_blocking=True)
-            gen = torch.Generator().manual_seed(derive_seed("step", cfg.seed, step, micro, info.rank))
-            with _maybe_no_sync(nets, micro < tc.accumulate - 1), _autocast(device, tc.precision):
-                out = method.training_step(hr, step=step, generator=gen, nets=nets)
-                loss = out.loss / tc.accumulate
-            finite = 1.0 if bool(torch.isfinite(out.loss.detach()).all()) else 0.0
-            if distributed.all_min(info, finite) < 1.0:
-                last = latest_checkpoint(run_dir)
-                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-                shown = ", ".join(f"{k}={float(v):.4g}" for k, v in out.logs.items())
-                raise NonFiniteLossError(
-                    f"non-finite loss at step {step} ({float(out.loss.detach()):.4g}; {shown}); training stopped, "
-                    f"{where}. Lower train.optimizer.lr, enable train.grad_clip, or check the data."
-                )
-            with _maybe_no_sync(nets, micro < tc.accumulate - 1):
-                (scaler.scale(loss) if scaler else loss).backward()
-            total += float(out.loss.detach()) / tc.accumulate
-            for k, v in out.logs.items():
-                logs[k] = logs.get(k, 0.0) + float(v) / tc.accumulate
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if tc.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(networks.parameters(), tc.grad_clip)
-            logs["grad_norm"] = float(grad_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update(networks, step=step)
-        step += 1
-        steps_this_call += 1
-        last_loss = total
+    At most one checkpoint is written per step: a new best, else one every ``checkpoint.every`` steps (the last step
+    is left to :func:`fit`, which checkpoints it and writes ``final/``), else one because the call stops here.
+    """
+    cfg, step = run.cfg, run.step
+    total_steps = cfg.train.total_steps
+    if step % cfg.log.every == 0 or step == total_steps:
+        now = time.perf_counter()
+        rate = (step - run.step_last) / max(now - run.t_last, 1e-9)
+        run.t_last, run.step_last = now, step
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.logger.log(step, {"loss": loss, **logs, "lr": lr, "it_per_s": rate})
+    run.logger.update(step, {"loss": loss})
 
-        if step % cfg.log.every == 0 or step == tc.total_steps:
-            now = time.perf_counter()
-            rate = (step - step_last) / max(now - t_last, 1e-9)
-            t_last, step_last = now, step
-            logger.log(step, {"loss": total, **logs, "lr": optimizer.param_groups[0]["lr"], "it_per_s": rate})
-        logger.update(step, {"loss": total})
-
-        saved = False
-        if cfg.validation.every and (step % cfg.validation.every == 0 or step == tc.total_steps):
-            val_nets = ema.networks if ema else networks
-            metric = distributed.broadcast_float(info, _validate(cfg, method, val_nets, info, val_root))
-            logger.log(step, {cfg.validation.metric: metric}, kind="val")
-            if best_metric is None or metric > best_metric:
-                best_metric, best_step = metric, step
-                ckpt = checkpoint(step)
-                saved = True
-                if ckpt is not None:
-                    copy_checkpoint(ckpt, run_dir / "checkpoints" / "best")
-                logger.message(f"step {step}: {cfg.validation.metric} {metric:.4f} (best so far)")
-        if not saved and step % cfg.checkpoint.every == 0 and step < tc.total_steps:
-            checkpoint(step)
+    saved = False
+    if run.validator is not None and (step % cfg.validation.every == 0 or step == total_steps):
+        metric = _validate(run)
+        if run.best_metric is None or metric > run.best_metric:
+            run.best_metric, run.best_step = metric, step
+            ckpt = _checkpoint(run)
             saved = True
-        if stop_after is not None and steps_this_call >= stop_after and step < tc.total_steps:
-            if not saved:
-                checkpoint(step)
-            logger.message(f"stopped after {steps_this_call} steps at step {step}; resume with --resume")
-            return FitResult(run_dir, step, last_loss, best_metric, best_step)
+            if ckpt is not None:
+                copy_checkpoint(ckpt, run.run_dir / "checkpoints" / "best")
+            run.logger.message(f"step {step}: {cfg.validation.metric} {metric:.4f} (best so far)")
+    if not saved and step % cfg.checkpoint.every == 0 and step < total_steps:
+        _checkpoint(run)
+        saved = True
+    if stop_after is not None and run.steps_this_call >= stop_after and step < total_steps:
+        if not saved:
+            _checkpoint(run)
+        run.logger.message(f"stopped after {run.steps_this_call} steps at step {step}; resume with --resume")
+        return True
+    return False
 
-    checkpoint(step)
-    write_final(step)
-    distributed.barrier(info)
-    return FitResult(run_dir, step, last_loss, best_metric, best_step)
+
+def _validate(run: _Run) -> float:
+    """Run the validator on rank 0 (EMA networks if any, in eval mode), log its metrics; ``validation.metric``."""
+    assert run.validator is not None
+    name = run.cfg.validation.metric
+    metrics: Mapping[str, float] = {}
+    value = math.nan
+    if run.info.is_main:
+        networks = run.ema.networks if run.ema else run.networks
+        was_training = networks.training
+        networks.eval()
+        try:
+            metrics = run.validator(dict(networks.items()), run.step)
+        finally:
+            networks.train(was_training)
+        if name not in metrics:
+            raise ValueError(f"the validator returned {sorted(metrics)}, not validation.metric {name!r}")
+        value = float(metrics[name])
+    value = distributed.broadcast_float(run.info, value)
+    run.logger.log(run.step, {name: value, **{k: v for k, v in metrics.items() if k != name}}, kind="val")
+    return value
 
 
-def _validate(
-    cfg: ExperimentConfig, method: Method, networks: nn.ModuleDict, info: distributed.DistInfo, root: Path | None
-) -> float:
-    """Mean PSNR (or SSIM) of the method on the validation preset; computed on rank 0 only (NaN elsewhere)."""
-    if not info.is_main:
-        return math.nan
-    from blindsr.degradations.presets import get_eval_preset
-    from blindsr.eval.benchmark import evaluate
-
-    vc = cfg.validation
-    preset = get_eval_preset(vc.preset)
-    was_training = networks.training
-    networks.eval()
-    try:
-        cells = evaluate(
-            method.inference(dict(networks.items())),
-            preset,
-            data_root=root if root is not None else vc.data_root,
-            datasets=list(vc.datasets),
-            scales=(cfg.method.scale,),
-            model_name=f"{cfg.experiment}/{cfg.stage}",
-            device=info.device,
-            progress=False,
-            max_images=vc.max_images,
+def _checkpoint(run: _Run) -> Path | None:
+    """Rank 0 saves a checkpoint of the current step (the other ranks wait); its folder on rank 0, else None."""
+    path = None
+    if run.info.is_main:
+        path = save_checkpoint(
+            run.run_dir,
+            step=run.step,
+            networks=run.networks,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            ema_networks=run.ema.networks if run.ema else None,
+            scaler=run.scaler,
+            extra=run.extra(),
+            keep_last=run.cfg.checkpoint.keep_last,
         )
-    finally:
-        networks.train(was_training)
-    values = [getattr(c, vc.metric) for c in cells if c.setting != "mean"]
-    return float(sum(values) / len(values))
+    distributed.barrier(run.info)
+    return path
+
+
+def _write_final(run: _Run) -> None:
+    """Rank 0 writes ``final/networks.safetensors`` (and ``final/ema.safetensors``): what later stages read."""
+    if not run.info.is_main:
+        return
+    final = run.run_dir / "final"
+    final.mkdir(exist_ok=True)
+    save_weights(run.networks, final / "networks.safetensors", metadata={"step": str(run.step)})
+    if run.ema is not None:
+        save_weights(run.ema.networks, final / "ema.safetensors", metadata={"step": str(run.step)})
+    run.logger.message(f"done: {run.step} steps; final weights in {final}")

@@ -3,9 +3,9 @@
 What is in here
 ---------------
 ``PAPER_RESULTS`` is a flat tuple of :class:`PaperResult` records, transcribed from the DMSR and MRDA papers and
-cross-checked value by value against the paper text dumps (``/work/shared/papers/*_paper.txt``) and the spec
-tables (``docs/specs/dmsr.md`` §7, ``docs/specs/mrda.md`` §7). Look records up with :func:`paper_results` and
-:func:`paper_methods`. PSNR is in dB on the Y channel; SSIM is ``None`` where the paper prints none.
+cross-checked value by value against text extractions of the papers (not part of the repository);
+``docs/specs/dmsr.md`` §7 and ``docs/specs/mrda.md`` §7 print them as tables. Look records up with :func:`paper_results`
+and :func:`paper_methods`. PSNR is in dB on the Y channel; SSIM is ``None`` where the paper prints none.
 
 Presets, setting labels and sources
 -----------------------------------
@@ -30,14 +30,15 @@ Presets, setting labels and sources
 Known caveats
 -------------
 - The text dumps garble the tables. DMSR Table 1 is a flat list (per column: 6 settings × 6 methods, then the 4
-  noise-free rows); every column has exactly 40 entries, the DMSR / IKC-vn / noise-free rows agree with the spec
-  (153 of 153 values), and DMSR has the best PSNR in every noisy cell, which confirms the alignment of the
-  interleaved ZSSR / IKC / SFM / SFM-vn rows. DMSR prints SSIM without the leading zero (".9009").
+  noise-free rows); every column has exactly 40 entries, the DMSR / IKC-vn / noise-free rows agree with a
+  second transcription (153 of 153 values), and DMSR has the best PSNR in every noisy cell, which confirms the alignment
+  of the interleaved ZSSR / IKC / SFM / SFM-vn rows. DMSR prints SSIM without the leading zero (".9009").
 - DMSR Table 2: rows 1, 2 and 4 are stated in the text; row 3 (DR + DC on the LR image) follows from the number
   of check marks per column (3 / 2 / 1).
 - DMSR Table 3: the check marks are garbled beyond recovery. Certain: the last row is the full model (MNM-map +
   MBM); the noise map beats the scalar σ by about 0.1 dB; adding MBM helps. The assignment of rows 1–3
-  (MNM-σ, MNM-map, MNM-σ + MBM) is the spec's most likely reading, not a certainty (see their notes).
+  (MNM-σ, MNM-map, MNM-σ + MBM) is the most likely reading, not a certainty (see their notes and
+  docs/specs/dmsr.md §7.4).
 - MRDA publishes Gaussian8 numbers at ×4 only; the paper has no ×2 or ×3 Gaussian8 numbers.
 - Table II prints Bicubic+ZSSR's Manga109 SSIM with three digits (0.724).
 - Table III: the kernels are published only as thumbnails; only kernel 2 is known exactly (λ 3.5 / 1.5,

@@ -1,7 +1,7 @@
 """``Upscaler``: super-resolve images as users have them, tiled, with one degradation estimate per image.
 
 Pipeline per image: decode to (1, 3, h, w) float on the CPU → plan tiles (:mod:`blindsr.ops.tiling`) → the
-adapter estimates the degradation of the whole image (:mod:`blindsr.inference.adapters`) → each tile's window is
+adapter estimates the degradation of the whole image (:func:`blindsr.archs.adapter_for`) → each tile's window is
 moved to the device, restored with that estimate, and its core pasted into a CPU canvas → optional resize to
 ``outscale`` (MATLAB bicubic) → clamp to [0, 1] → back to the input's kind (gray stays gray, alpha is upscaled with
 bicubic, 16-bit stays 16-bit).
@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from blindsr.data.io import (
+from blindsr.archs import InferenceAdapter, TiledImage, adapter_for
+from blindsr.data.user_images import (
     LUMA_WEIGHTS,
     ImageMode,
     LoadedImage,
@@ -39,7 +40,6 @@ from blindsr.data.io import (
     loaded_from_pil,
     loaded_to_array,
 )
-from blindsr.inference.adapters import InferenceAdapter, TiledImage, adapter_for
 from blindsr.ops.resize import imresize
 from blindsr.ops.tiling import balanced_tile, crop_core, paste_core, plan_tiles
 from blindsr.zoo.weights import LoadedModel, load_model
@@ -307,7 +307,7 @@ class Upscaler:
     and only the core of each output is kept (no blending: see :mod:`blindsr.ops.tiling`). Blind-SR models
     estimate the degradation **once for the whole image**, and every tile is restored with that estimate (DMSR:
     the blur kernel and the RCAN body's channel statistics are pooled over all tiles, the noise map is local; see
-    :class:`~blindsr.inference.adapters.DMSRAdapter`). The whole-image output is assembled on the CPU: only one
+    :class:`~blindsr.archs.dmsr.DMSRAdapter`). The whole-image output is assembled on the CPU: only one
     window and its output are on the device at a time.
 
     Precision: the weights stay float32; ``bf16``/``fp16`` run the network under ``torch.autocast``. fp16 on the
@@ -337,9 +337,9 @@ class Upscaler:
         ValueError: a bad device, precision, tile, tile_pad, outscale or max_memory (one-line messages).
         KeyError, FileNotFoundError, WeightsError: from :func:`~blindsr.zoo.load_model`.
 
-    >>> import blindsr, torch                                       # doctest: +SKIP
-    >>> up = blindsr.Upscaler("dmsr-x4", tile="auto")               # doctest: +SKIP
-    >>> up.upscale(torch.rand(3, 32, 32)).shape                     # doctest: +SKIP
+    >>> import blindsr, torch
+    >>> up = blindsr.Upscaler("dmsr-x4", tile="auto")
+    >>> up.upscale(torch.rand(3, 32, 32)).shape
     torch.Size([3, 128, 128])
     """
 
@@ -454,7 +454,7 @@ class Upscaler:
             image: a PIL image (L, LA, RGB, RGBA, P, I;16, ...: the mode is kept, palettes become RGB(A)); a numpy
                 array (H, W) / (H, W, C) with C = 1..4, uint8, uint16 or float in [0, 1]; a float tensor (3, h, w)
                 or (B, 3, h, w) in [0, 1] (any device; the output comes back there, in the same dtype); or a
-                :class:`~blindsr.data.io.LoadedImage`. Alpha is upscaled separately with bicubic; gray runs as
+                :class:`~blindsr.data.user_images.LoadedImage`. Alpha is upscaled separately with bicubic; gray runs as
                 R = G = B and comes back as the BT.601 luma.
 
         Returns:
@@ -533,7 +533,7 @@ class Upscaler:
 
         Args:
             height, width: the input size.
-            mode, bit_depth: the input's kind, as in :class:`~blindsr.data.io.LoadedImage`.
+            mode, bit_depth: the input's kind, as in :class:`~blindsr.data.user_images.LoadedImage`.
             output: what comes back: ``"loaded"`` (a LoadedImage: float32 RGB) or ``"tensor"`` (float32), or
                 ``"array"`` / ``"pil"`` (assembled straight into their uint8 / uint16 / float32 pixels).
             extra_per_pixel: bytes per output pixel the caller needs on top (``blindsr upscale``: to encode the
@@ -823,7 +823,7 @@ def _tensors(value: Any) -> Iterator[Tensor]:
 
 # ---------------------------------------------------------------------------------------------------------- pixels
 
-_LUMA = LUMA_WEIGHTS  # as blindsr.data.io computes gray
+_LUMA = LUMA_WEIGHTS  # as blindsr.data.user_images computes gray
 
 
 def _pil_bit_depth(mode: ImageMode, bit_depth: int) -> int:
@@ -835,14 +835,14 @@ def _pil_bit_depth(mode: ImageMode, bit_depth: int) -> int:
 
 def _pixels_to_pil(pixels: np.ndarray, like: LoadedImage) -> Any:
     """Pixels of :class:`_Pixels` as the Pillow image ``loaded_to_pil`` makes, with `like`'s EXIF and ICC profile."""
-    from blindsr.data.io import pixels_to_pil
+    from blindsr.data.user_images import pixels_to_pil
 
     return pixels_to_pil(pixels, like)
 
 
 class _Pixels:
-    """An output assembled piece by piece into the numpy pixels :func:`~blindsr.data.io.loaded_to_array` gives for
-    a mode and bit depth (uint8 / uint16 / float32, (H, W) or (H, W, C)).
+    """An output assembled piece by piece into the numpy pixels :func:`~blindsr.data.user_images.loaded_to_array`
+    gives for a mode and bit depth (uint8 / uint16 / float32, (H, W) or (H, W, C)).
 
     Each piece (a tile's core, or a strip of a resized image) is quantised by ``loaded_to_array`` itself, so the
     result is bit for bit what quantising the whole float image gives, without a full-size float buffer. Gray: the

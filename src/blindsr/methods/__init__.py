@@ -45,7 +45,7 @@ def _build_dmsr(cfg: ExperimentConfig) -> Method:
 
 
 def _build_mrda(stage: str) -> Callable[[ExperimentConfig], Method]:
-    """A builder for one MRDA stage (``methods/mrda.py``): pretrain, meta, teacher or student."""
+    """A builder for one MRDA stage (the ``methods/mrda/`` package): pretrain, meta, teacher or student."""
 
     def build(cfg: ExperimentConfig) -> Method:
         from blindsr.config.loader import from_dict

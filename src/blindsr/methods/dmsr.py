@@ -3,32 +3,36 @@
 DMSR: "Degradation-guided Meta-restoration Network for Blind Super-Resolution", arXiv 2207.00943.
 Spec: ``docs/specs/dmsr.md`` sections 2, 4, 5, 8 (A3, A6-A8, A13, A14, A20), 9.
 
-Paper -> code:
+Paper -> code (the network, including the MBM and its PCA-initialised FC, is mapped in ``nets/dmsr.py``):
     Eq. 1, Sec. 4.1 degradation (15x15 iso, sigma_k U[0.2, 3], sigma_n U[0, 75]) ... degradation preset ``dmsr``
-    Eq. 6  L_RE = mean |I_HR - I_SR| ...................................... ``loss_re``
-    Eq. 7  L_DR = ||N_GT - N_est||^2 + ||K_GT - K_est||^2 ................. ``loss_dr`` (MSE per term by default)
-    Eq. 8  L_DC = ||I_sim - I_LR||^2 + ||N_sim - N_est||^2 + ||K_sim - K_est||^2, with
-           I_sim = (I_HR * K_est) downarrow_s + N_est, (K_sim, N_sim) = DE(I_sim) ... ``loss_dc``
-    Eq. 5  L = 1 L_RE + 10 L_DR + 1 L_DC (Sec. 4.1) ........................ ``DMSROptions.lambda_*``
+    Eq. 5  L = 1 L_RE + 10 L_DR + 1 L_DC (Sec. 4.1) .... ``DMSRMethod.training_step``, ``DMSROptions.lambda_*``
+    Eq. 6  L_RE = mean |I_HR - I_SR| ............ :func:`blindsr.losses.dmsr.reconstruction_loss`
+    Eq. 7  L_DR = ||N_GT - N_est||^2 + ||K_GT - K_est||^2 (MSE per term by default)
+           ..................................... :func:`blindsr.losses.dmsr.degradation_reconstruction_loss`
+    Eq. 8  L_DC = ||I_sim - I_LR||^2 + ||N_sim - N_est||^2 + ||K_sim - K_est||^2
+           ..................................... :func:`blindsr.losses.dmsr.degradation_consistency_loss`
+           I_sim = (I_HR * K_est) downarrow_s + N_est ... ``resimulate`` in ``DMSRMethod._degrade``;
+           (K_sim, N_sim) = DE(I_sim) ................ ``DMSRNet.forward(lr, resimulate=...)``
     Tables 2-4 ablations ....................... ``dc_terms``, ``lambda_dr``, ``noise_input``, ``n_mbm``
     DMSR-nf (Sec. 4.2): fine-tuning with the noise fixed at 0 ............. ``noise_free``
-    FC(225 -> 15) "initialized by the PCA matrix" (SRMD convention) ........ :func:`kernel_pca_matrix`
+    FC(225 -> 15) "initialized by the PCA matrix" (SRMD convention): the matrix :func:`kernel_pca_matrix`, set
+           by ``DMSRNet.init_code_from_pca``
 
-Gradient flow (spec A7, A8): L_RE reaches the extractor through the estimated (not detached) degradations; L_DC
-re-degrades the *ground-truth* HR with the estimates, so it reaches only the extractor; the re-estimation targets
-``K_est``, ``N_est`` are detached (pseudo-labels) unless ``detach_dc_targets`` is off.
+Gradient flow (docs/specs/dmsr.md items A7, A8): L_RE reaches the extractor through the estimated (not detached)
+degradations; L_DC re-degrades the *ground-truth* HR with the estimates, so it reaches only the extractor; the
+re-estimation targets ``K_est``, ``N_est`` are detached (pseudo-labels) unless ``detach_dc_targets`` is off.
 
-Patch borders (A20): the HR patch handed to the method carries a margin of ``margin`` HR pixels on every side.
-The whole patch is degraded, then LR and HR are centre-cropped, so L_RE, L_DR and L_DC never see blur-padding
-artefacts. With ``margin = 0`` the simple route (degrade the patch with padding, as IKC/DAN) is used.
+Patch borders (docs/specs/dmsr.md A20): the HR patch handed to the method carries a margin of ``margin`` HR pixels on
+every side. The whole patch is degraded, then LR and HR are centre-cropped, so L_RE, L_DR and L_DC never see
+blur-padding artefacts. With ``margin = 0`` the simple route (degrade the patch with padding, as IKC/DAN) is used.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -40,7 +44,14 @@ from blindsr.degradations import (
     isotropic_gaussian_kernels,
     sample_degradation,
 )
-from blindsr.nets.dmsr import DMSRNet, MetaDeblur
+from blindsr.losses.dmsr import (
+    ConsistencyLoss,
+    DegradationLoss,
+    degradation_consistency_loss,
+    degradation_reconstruction_loss,
+    reconstruction_loss,
+)
+from blindsr.nets.dmsr import DMSRNet, DMSROutput
 from blindsr.types import StepOutput, UpscaleFn
 
 __all__ = ["DMSRMethod", "DMSROptions", "default_margin", "kernel_pca_matrix"]
@@ -50,8 +61,9 @@ __all__ = ["DMSRMethod", "DMSROptions", "default_margin", "kernel_pca_matrix"]
 class DMSROptions:
     """``method.options`` of DMSR (paper values are the defaults).
 
-    Architecture: ``n_feats``, ``n_groups``, ``n_blocks``, ``extractor_channels``, ``mnm_kernel_size`` (1, A1),
-    ``n_mbm`` (0-3, Table 4), ``noise_input`` (``map`` or ``sigma``: MNM with a scalar sigma map, Table 3).
+    Architecture: ``n_feats``, ``n_groups``, ``n_blocks``, ``extractor_channels``, ``mnm_kernel_size``
+    (1, docs/specs/dmsr.md A1), ``n_mbm`` (0-3, Table 4), ``noise_input`` (``map`` or ``sigma``: MNM with a scalar
+    sigma map, Table 3).
 
     Losses: ``lambda_re/dr/dc`` (1, 10, 1), ``reduction`` (``mean`` per term, or ``sum`` as Eq. 7-8 literally
     write), ``kernel_reduction`` (the reduction of the kernel terms of L_DR and L_DC; empty = ``reduction``;
@@ -103,7 +115,9 @@ class DMSROptions:
 
 
 def default_margin(scale: int, kernel_size: int = 15) -> int:
-    """HR margin for the border-free route (A20): ``r + 2s`` rounded up to a multiple of s (12, 15, 16 for x2-x4).
+    """HR margin for the border-free route: ``r + 2s`` rounded up to a multiple of s (12, 15, 16 for x2-x4).
+
+    Why a margin: docs/specs/dmsr.md A20.
 
     >>> [default_margin(s) for s in (2, 3, 4)]
     [12, 15, 16]
@@ -115,7 +129,7 @@ def default_margin(scale: int, kernel_size: int = 15) -> int:
 def kernel_pca_matrix(
     *, n_samples: int = 30000, sigma: tuple[float, float] = (0.2, 3.0), size: int = 15, dims: int = 15, seed: int = 0
 ) -> torch.Tensor:
-    """SRMD-style PCA of DMSR's kernel family: top eigenvectors of the uncentred second moment (spec section 9).
+    """SRMD-style PCA of DMSR's kernel family: top eigenvectors of the uncentred second moment (docs/specs/dmsr.md §9).
 
     Returns:
         (dims, size * size) float32 matrix with orthonormal rows (row-major kernel flattening).
@@ -131,11 +145,14 @@ def kernel_pca_matrix(
     return (top * signs).float()
 
 
-def _reduce(diff: torch.Tensor, reduction: str, *, squared: bool = True) -> torch.Tensor:
-    values = diff.pow(2) if squared else diff.abs()
-    if reduction == "mean":
-        return values.mean()
-    return values.flatten(1).sum(dim=1).mean()  # literal ||.||^2 per image, averaged over the batch
+class _Batch(NamedTuple):
+    """One step's data: the centre crops (margin removed) and Eq. 8's re-simulation of the whole HR patch."""
+
+    hr: torch.Tensor  # (B, 3, H, W) ground-truth HR, margin cropped
+    lr: torch.Tensor  # (B, 3, h, w) I_LR, margin cropped
+    kernel: torch.Tensor  # (B, 15, 15) K_GT
+    noise: torch.Tensor  # (B, 3, h, w) N_GT, margin cropped
+    resimulate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (K_est, N_est) -> I_sim
 
 
 class DMSRMethod:
@@ -151,23 +168,75 @@ class DMSRMethod:
         if self.margin % scale:
             raise ValueError(f"method.options.margin ({self.margin}) must be a multiple of the scale ({scale})")
         net = DMSRNet(**options.arch_kwargs(scale))
-        pca = kernel_pca_matrix(n_samples=options.pca_samples, seed=options.pca_seed)
-        for module in net.modules():
-            if isinstance(module, MetaDeblur):
-                module.init_code_from_pca(pca)
+        net.init_code_from_pca(kernel_pca_matrix(n_samples=options.pca_samples, seed=options.pca_seed))
         self.networks = nn.ModuleDict({"dmsr": net})
 
     def release(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Architecture id and constructor kwargs of each network, for ``blindsr export``."""
         return {"dmsr": ("dmsr", self.options.arch_kwargs(self.scale))}
 
-    def describe(self) -> dict[str, Any]:
-        return {"options": asdict(self.options), "margin": self.margin}
-
     def training_step(
         self, hr: torch.Tensor, *, step: int, generator: torch.Generator, nets: Mapping[str, nn.Module]
     ) -> StepOutput:
+        """``L = lambda_re L_RE + lambda_dr L_DR + lambda_dc L_DC`` (Eq. 5) on one batch of HR patches (with margin).
+
+        Logs ``re``, ``dr_noise``, ``dr_kernel`` and, when used, ``dc_image`` and ``dc_kn`` (the terms, unweighted).
+        """
         o = self.options
+        batch = self._degrade(hr, generator)
+        if o.extractor_only:
+            kernel_est, noise_est = nets["dmsr"].get_submodule("extractor")(batch.lr)
+            dr = self._l_dr(kernel_est, noise_est, batch)
+            return StepOutput(
+                loss=o.lambda_dr * dr.total, logs={"dr_noise": dr.noise.detach(), "dr_kernel": dr.kernel.detach()}
+            )
+        need_dc = o.lambda_dc > 0 and o.dc_terms != "none"
+        res = nets["dmsr"](batch.lr, resimulate=batch.resimulate if need_dc else None)
+        l_re = reconstruction_loss(res.sr, batch.hr)
+        dr = self._l_dr(res.kernel, res.noise, batch)
+        dc = self._l_dc(res, batch) if need_dc else ConsistencyLoss(total=torch.zeros((), device=hr.device))
+        logs: dict[str, float | torch.Tensor] = {
+            "re": l_re.detach(),
+            "dr_noise": dr.noise.detach(),
+            "dr_kernel": dr.kernel.detach(),
+        }
+        if dc.image is not None:
+            logs["dc_image"] = dc.image.detach()
+        if dc.kn is not None:
+            logs["dc_kn"] = dc.kn.detach()
+        return StepOutput(loss=o.lambda_re * l_re + o.lambda_dr * dr.total + o.lambda_dc * dc.total, logs=logs)
+
+    def _l_dr(self, kernel_est: torch.Tensor, noise_est: torch.Tensor, batch: _Batch) -> DegradationLoss:
+        o = self.options
+        return degradation_reconstruction_loss(
+            kernel_est=kernel_est,
+            noise_est=noise_est,
+            kernel_gt=batch.kernel,
+            noise_gt=batch.noise,
+            reduction=o.reduction,
+            kernel_reduction=o.kernel_reduction or None,
+        )
+
+    def _l_dc(self, res: DMSROutput, batch: _Batch) -> ConsistencyLoss:
+        o = self.options
+        assert res.lr_sim is not None and res.kernel_sim is not None and res.noise_sim is not None
+        assert o.dc_terms != "none"
+        return degradation_consistency_loss(
+            lr_sim=res.lr_sim,
+            lr=batch.lr,
+            kernel_sim=res.kernel_sim,
+            kernel_est=res.kernel,
+            noise_sim=res.noise_sim,
+            noise_est=res.noise,
+            terms=o.dc_terms,
+            reduction=o.reduction,
+            kernel_reduction=o.kernel_reduction or None,
+            image_norm=o.dc_image_norm,
+            detach_targets=o.detach_dc_targets,
+        )
+
+    def _degrade(self, hr: torch.Tensor, generator: torch.Generator) -> _Batch:
+        """Degrade the patch (Eq. 1), crop the margin (docs/specs/dmsr.md A20), bind Eq. 8's re-simulation to the HR."""
         s, m = self.scale, self.margin
         if hr.shape[-1] <= 2 * m or hr.shape[-2] <= 2 * m:
             raise ValueError(f"HR patches of {hr.shape[-1]} px leave nothing inside a {m}-px margin")
@@ -178,25 +247,10 @@ class DMSRMethod:
         def crop_lr(t: torch.Tensor) -> torch.Tensor:
             return t[..., lr_m : t.shape[-2] - lr_m, lr_m : t.shape[-1] - lr_m] if lr_m else t
 
-        lr, noise_gt = crop_lr(out.lr), crop_lr(out.noise_map)
-        hr_c = hr[..., m : hr.shape[-2] - m, m : hr.shape[-1] - m] if m else hr
-        kernel_gt = deg.kernels
-
-        if o.extractor_only:
-            extractor = nets["dmsr"].get_submodule("extractor")
-            kernel_only, noise_only = extractor(lr)
-            k_red = o.kernel_reduction or o.reduction
-            dr_noise = _reduce(noise_only.float() - noise_gt, o.reduction)
-            dr_kernel = _reduce(kernel_only.float() - kernel_gt, k_red)
-            return StepOutput(
-                loss=o.lambda_dr * (dr_noise + dr_kernel),
-                logs={"dr_noise": dr_noise.detach(), "dr_kernel": dr_kernel.detach()},
-            )
-
         pipeline = deg.pipeline
 
         def resimulate(kernel_est: torch.Tensor, noise_est: torch.Tensor) -> torch.Tensor:
-            # Eq. 8: re-degrade the ground-truth HR (with its margin) with the estimates
+            # Eq. 8: I_sim = (I_HR * K_est) downarrow_s + N_est, from the ground-truth HR with its margin
             clean = blur_downscale(
                 hr,
                 kernel_est.to(hr.dtype),
@@ -206,36 +260,10 @@ class DMSRMethod:
             )
             return crop_lr(clean) + noise_est
 
-        need_dc = o.lambda_dc > 0 and o.dc_terms != "none"
-        res = nets["dmsr"](lr, resimulate=resimulate if need_dc else None)
-        loss_re = (res.sr.float() - hr_c).abs().mean()
-        kernel_est, noise_est = res.kernel.float(), res.noise.float()
-        loss_dr_noise = _reduce(noise_est - noise_gt, o.reduction)
-        k_reduction = o.kernel_reduction or o.reduction
-        loss_dr_kernel = _reduce(kernel_est - kernel_gt, k_reduction)
-        loss_dr = loss_dr_noise + loss_dr_kernel
-        logs: dict[str, float | torch.Tensor] = {
-            "re": loss_re.detach(),
-            "dr_noise": loss_dr_noise.detach(),
-            "dr_kernel": loss_dr_kernel.detach(),
-        }
-        loss_dc = torch.zeros((), device=hr.device)
-        if need_dc:
-            assert res.lr_sim is not None and res.kernel_sim is not None and res.noise_sim is not None
-            k_target = kernel_est.detach() if o.detach_dc_targets else kernel_est
-            n_target = noise_est.detach() if o.detach_dc_targets else noise_est
-            if o.dc_terms in ("all", "lr"):
-                image = _reduce(res.lr_sim.float() - lr, o.reduction, squared=o.dc_image_norm == "l2")
-                loss_dc = loss_dc + image
-                logs["dc_image"] = image.detach()
-            if o.dc_terms in ("all", "kn"):
-                kn = _reduce(res.kernel_sim.float() - k_target, k_reduction) + _reduce(
-                    res.noise_sim.float() - n_target, o.reduction
-                )
-                loss_dc = loss_dc + kn
-                logs["dc_kn"] = kn.detach()
-        loss = o.lambda_re * loss_re + o.lambda_dr * loss_dr + o.lambda_dc * loss_dc
-        return StepOutput(loss=loss, logs=logs)
+        hr_c = hr[..., m : hr.shape[-2] - m, m : hr.shape[-1] - m] if m else hr
+        return _Batch(
+            hr=hr_c, lr=crop_lr(out.lr), kernel=deg.kernels, noise=crop_lr(out.noise_map), resimulate=resimulate
+        )
 
     def inference(self, nets: Mapping[str, nn.Module]) -> UpscaleFn:
         net = nets["dmsr"]

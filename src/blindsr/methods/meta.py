@@ -4,7 +4,7 @@
 :func:`torch.func.functional_call` on a dict of tensors and returns a new dict. So "resetting the MLN to its
 meta-initialisation" (Alg. 2 line 4) is simply calling it again with the meta-parameters; the reference code's
 in-place ``param.data.sub_`` + ``load_state_dict`` reset, which aliased the saved copy and restored nothing
-(spec section 6.1), cannot happen here.
+(docs/specs/mrda.md §6.1), cannot happen here.
 
 Gradient orders:
     ``"none"``    adaptation only (teacher/student stages): the result is detached, no graph is kept.
@@ -58,7 +58,7 @@ def inner_adapt(
         loss_fn: maps the module's output to a scalar loss (e.g. the L1 to the HR batch).
         inputs: positional arguments of the module's forward.
         steps: number of inner steps n (>= 0).
-        lr: the step size alpha, or one per step (spec 6.4: the reference code's 1e-2, 5e-3, 5e-3, ...).
+        lr: the step size alpha, or one per step (docs/specs/mrda.md §6.4: the reference code's 1e-2, 5e-3, 5e-3, ...).
         adapt: which parameter names are adapted (default: all); MRDA adapts the non-Upscaler ones only.
         order: ``"none"``, ``"first"`` or ``"second"`` (see the module text).
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from torch import nn
 
 from blindsr.degradations import DegradationSpec, degrade, sample_degradation
 from blindsr.nets.toy import ToySR
-from blindsr.types import StepOutput, UpscaleFn
+from blindsr.types import Release, StepOutput, UpscaleFn
 
 __all__ = ["ToyOptions", "ToySRMethod"]
 
@@ -56,8 +55,8 @@ class ToySRMethod:
 
         return upscale
 
-    def release(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """What ``blindsr export`` writes: network name → (``nets.ARCHS`` key, exact constructor kwargs)."""
+    def release(self) -> Release:
+        """What ``blindsr export`` writes: network name → (``archs.ARCHITECTURES`` key, exact constructor kwargs)."""
         net = self.networks["sr"]
         assert isinstance(net, ToySR)
         return {"sr": ("toy_sr", {"scale": net.scale, "n_feats": net.head.out_channels, "n_blocks": len(net.body)})}

@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import tarfile
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from blindsr.files import OutputError, atomic_write_bytes
 from blindsr.metrics.lpips import LPIPS, weights_filename
 
 __all__ = [
@@ -233,20 +233,16 @@ def _canonical_header(blob: bytes) -> bytes:
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write the safetensors file through :func:`blindsr.files.atomic_write_bytes`; raises ``OSError`` on failure."""
     from safetensors.torch import save
 
-    # Serialise in memory and write a unique sibling ourselves: safetensors' save_file creates mode 0600 files,
-    # while an ordinary open() honours the umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.safetensors.tmp")
+    # Serialised in memory, not with safetensors' save_file, which creates mode 0600 files: the atomic writer's
+    # temporary file honours the umask.
+    data = _canonical_header(save(tensors, metadata=metadata))
     try:
-        with tmp.open("wb") as fh:
-            fh.write(_canonical_header(save(tensors, metadata=metadata)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(path, data, create_parent=False)
+    except OutputError as error:  # the system's own error, as before (``blindsr lpips-convert`` reports it)
+        raise (error.__cause__ if isinstance(error.__cause__, OSError) else error) from None
 
 
 def convert_lpips_weights(

@@ -2,7 +2,8 @@
 
 Wang et al., CVPR 2021, arXiv:2104.00416. Reference code (MIT, read, not copied): LongguangWang/DASR@51524af.
 Built from ``docs/specs/mrda.md`` section 3. Here it serves MRDA's Table V ablations S4 ("DA module instead of
-RDAM") and S5 (S4 with ordinary instead of dynamic convs), through ``RDAN(modulation="da")`` in ``nets/mrda.py``.
+RDAM") and S5 (S4 with ordinary instead of dynamic convs), through ``RDANOptions(modulation="da")`` (and
+``kernel="static"`` for S5) in ``nets/mrda.py``. "kernel" here is always a convolution kernel.
 DASR's own generator (5 groups × 5 DA blocks) and its BatchNorm encoder with MoCo are not built here.
 
 Paper → code:

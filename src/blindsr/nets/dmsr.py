@@ -3,14 +3,19 @@
 arXiv:2207.00943 (with its supplementary Tables B.5–B.7). No public implementation exists; built from the paper
 and ``docs/specs/dmsr.md`` (sections 1, 3, 8, 10). RCAN blocks in ``nets/layers/rcan.py``.
 
-Paper → code:
+Paper → code (the losses, Eq. 5-8, are mapped in ``methods/dmsr.py``):
     Degradation extractor, DE (Sec. 3.2, Table B.6) ......... DegradationExtractor
     ResBlock(64) in the DE (Table B.6 rows 1-2) .............. ResBlock
     Meta-deNoise Module, MNM (Sec. 3.1, Eq. 3; B.7 1-0..1-1)  MetaDenoise
     Meta-deBlur Module, MBM (Sec. 3.1, Eq. 4; B.7 2-0..2-3,
-        DynamicConv 0-4, Conv(3, 3) 0-5) ..................... MetaDeblur
+        Conv(3, 3) 0-5) ...................................... MetaDeblur
+    its DynamicConv, the per-pixel filter (B.7 0-4) .......... dynamic_filter (layers.dynamic_conv; the only
+        implementation, with a "traceable" variant that the ONNX export selects: MetaDeblur.filter_impl)
+    its FC "initialized by the PCA matrix" (Sec. 3.1) ........ DMSRNet.init_code_from_pca (each
+        MetaDeblur.init_code_from_pca); the matrix: blindsr.methods.dmsr.kernel_pca_matrix
     Residual groups, upsampler (B.7 0-0..0-3; RCAN) .......... ResidualGroup, Upsampler (layers.rcan)
     Full model: DE + SR network (Fig. 2, Table B.5) .......... DMSRNet
+    Second DE pass on I_sim for L_DC (Eq. 8) ................. DMSRNet.forward(lr, resimulate=...)
     MNM-σ ablation (Table 3) ................................. DMSRNet(noise_input="sigma"), noise_level_map
     Several MBMs in a row (Table 4) .......................... DMSRNet(n_mbm=2 | 3)
 
@@ -18,7 +23,7 @@ Conventions: images at the public boundary are (B, 3, H, W) RGB in [0, 1]. ``K_e
 non-negative, summing to 1. ``N_est`` is a signed noise realisation (B, 3, h, w) in [0, 1] image units, the same
 units as ``N_GT = LR − LR_clean``.
 
-Input scalings (spec A18):
+Input scalings (docs/specs/dmsr.md A18):
     DE:  sees ``lr − mean`` (unit range, centred) and outputs ``N_est`` directly in [0, 1] units. Unit range keeps the
          225 blur logits of order 1 at initialisation, so the first ``K_est`` is a smooth kernel rather than a
          saturated softmax.
@@ -38,7 +43,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from blindsr.nets.layers.dynamic_conv import Padding, dynamic_filter
+from blindsr.nets.layers.dynamic_conv import FilterImpl, Padding, dynamic_filter
 from blindsr.nets.layers.rcan import ResidualGroup, Upsampler
 from blindsr.ops.checks import MAX_DEPTH, MAX_KERNEL, MAX_WIDTH, check_counts, check_image_batch, check_odd_kernel_size
 from blindsr.types import Scale
@@ -109,7 +114,7 @@ def noise_level_map(noise: Tensor) -> Tensor:
 
 
 class ResBlock(nn.Module):
-    """Conv3×3 → ReLU → Conv3×3, plus the identity skip (spec A23: two convs per block match 0.48 M)."""
+    """Conv3×3 → ReLU → Conv3×3, plus the identity skip (docs/specs/dmsr.md A23: two convs match the 0.48 M)."""
 
     def __init__(self, *, channels: int) -> None:
         super().__init__()
@@ -121,7 +126,7 @@ class ResBlock(nn.Module):
 
 
 class DegradationExtractor(nn.Module):
-    """Estimates ``(K_est, N_est)`` from an LR image (Table B.6; spec 3.1).
+    """Estimates ``(K_est, N_est)`` from an LR image (Table B.6; docs/specs/dmsr.md §3.1).
 
     Trunk: Conv(3, C) + ReLU, two ResBlock(C). Noise branch: Conv(C, 3), no activation. Blur branch:
     Conv(C, 2C) + ReLU, Conv(2C, k²) + ReLU, global average pool, softmax over the k² values, row-major reshape.
@@ -188,8 +193,8 @@ class DegradationExtractor(nn.Module):
 class MetaDenoise(nn.Module):
     """MNM, the SR network's head: ``F = Conv(Concat(a(I_LR), b(N)))`` (Eq. 3; Table B.7 rows 1-0, 1-1).
 
-    With ``kernel_size=1`` (spec A1, default) each noise value only shifts the bias at its own position (the
-    paper's "meta-biases"); 3 is the option that follows Sec. 4.1's "all convolutions 3×3".
+    With ``kernel_size=1`` (docs/specs/dmsr.md A1, default) each noise value only shifts the bias at its own position
+    (the paper's "meta-biases"); 3 is the option that follows Sec. 4.1's "all convolutions 3×3".
 
     Args:
         n_feats: output channels (64).
@@ -207,20 +212,25 @@ class MetaDenoise(nn.Module):
 
 
 class MetaDeblur(nn.Module):
-    """MBM: per-pixel filters predicted from ``K_est`` and the image, applied to the image (Table B.7, spec 3.5).
+    """MBM: per-pixel filters from ``K_est`` and the image, applied to the image (Table B.7, docs/specs/dmsr.md §3.5).
 
     ``c = FC(vec(K_est))`` (225 → 15, PCA-initialised by ``init_code_from_pca``), repeated to the HR grid,
     concatenated with the image y, ``Kp = Conv3×3(18 → f²)``, ``z = DynamicConv(y, Kp)`` with one f×f filter per
-    pixel shared by R, G and B (reflect padding), output ``Conv3×3(3 → 3)(z)``. 40,149 parameters with defaults.
+    pixel shared by R, G and B (reflect padding; :func:`~blindsr.nets.layers.dynamic_conv.dynamic_filter`), output
+    ``Conv3×3(3 → 3)(z)``. 40,149 parameters with defaults.
+
+    The attribute ``filter_impl`` selects how ``dynamic_filter`` runs: ``"autograd"`` (default) or
+    ``"traceable"``, which the ONNX exporter sets on its copy of the network (:mod:`blindsr.zoo.onnx`). It is not
+    part of the state dict.
 
     Args:
         kernel_size: k, the side of ``K_est`` (15); the FC takes k² inputs.
         code_dim: length of the kernel code (15).
         filter_size: f, the side of the per-pixel filters (15).
-        normalize_kernels: softmax over each pixel's f² filter taps (spec A9 option); off by default.
-        identity_init: start as the identity map (spec 3.5): the filter-predicting conv has zero weights and a bias
-            that selects the centre tap, and the output conv is the identity. Then output == input exactly (with
-            `normalize_kernels`, up to 1e-5 of the mass off-centre). False keeps PyTorch's default init.
+        normalize_kernels: softmax over each pixel's f² filter taps (docs/specs/dmsr.md A9 option); off by default.
+        identity_init: start as the identity map (docs/specs/dmsr.md §3.5): the filter-predicting conv has zero weights
+            and a bias that selects the centre tap, and the output conv is the identity. Then output == input exactly
+            (with `normalize_kernels`, up to 1e-5 of the mass off-centre). False keeps PyTorch's default init.
         padding: how the image is extended beyond its border for the per-pixel filters.
     """
 
@@ -239,6 +249,8 @@ class MetaDeblur(nn.Module):
         check_odd_kernel_size(filter_size)
         self.normalize_kernels = normalize_kernels
         self.padding: Padding = padding
+        self.filter_size = filter_size
+        self.filter_impl: FilterImpl = "autograd"
         self.code = nn.Linear(kernel_size * kernel_size, code_dim)
         self.meta = _conv3x3(3 + code_dim, filter_size * filter_size)
         self.out = _conv3x3(3, 3)
@@ -276,7 +288,8 @@ class MetaDeblur(nn.Module):
         filters = self.meta(torch.cat([image, spread], dim=1))
         if self.normalize_kernels:
             filters = filters.softmax(dim=1)
-        return self.out(dynamic_filter(image, filters, padding=self.padding))
+        z = dynamic_filter(image, filters, padding=self.padding, impl=self.filter_impl, kernel_size=self.filter_size)
+        return self.out(z)
 
 
 class DMSRNet(nn.Module):
@@ -290,13 +303,13 @@ class DMSRNet(nn.Module):
         reduction: channel-attention reduction (16).
         extractor_channels: DE trunk width (64).
         kernel_size: side of ``K_est`` and of the MBM's per-pixel filters (15).
-        mnm_kernel_size: MNM conv size, 1 (spec A1) or 3.
+        mnm_kernel_size: MNM conv size, 1 (docs/specs/dmsr.md A1) or 3.
         n_mbm: MBMs in a row, 0–3 (Table 4); 0 returns y0 as `sr`.
         noise_input: what MNM receives next to the image: "map" (the noise map, the paper's model) or "sigma"
             (Table 3's MNM-σ ablation: the map reduced by ``noise_level_map`` to a constant per-image σ map).
-        mbm_normalize_kernels: softmax the MBM's per-pixel filters (spec A9 option).
-        mbm_identity_init: identity-initialise every MBM (spec 3.5), so `sr` == `y0` at step 0.
-        img_range: the SR branch's internal scale (spec A18): 255 (RCAN) or 1.
+        mbm_normalize_kernels: softmax the MBM's per-pixel filters (docs/specs/dmsr.md A9 option).
+        mbm_identity_init: identity-initialise every MBM (docs/specs/dmsr.md §3.5), so `sr` == `y0` at step 0.
+        img_range: the SR branch's internal scale (docs/specs/dmsr.md A18): 255 (RCAN) or 1.
     """
 
     rgb_mean: Tensor
@@ -341,7 +354,7 @@ class DMSRNet(nn.Module):
         self.body = nn.Sequential(
             *(ResidualGroup(channels=n_feats, n_blocks=n_blocks, reduction=reduction) for _ in range(n_groups))
         )
-        # RCAN's body-closing conv: absent from Table B.7, but part of RCAN and needed for 7.89 M (spec A22).
+        # RCAN's body-closing conv: not in Table B.7, but part of RCAN and needed for 7.89 M (docs/specs/dmsr.md A22).
         self.body_conv = _conv3x3(n_feats, n_feats)
         self.upsampler = Upsampler(scale=scale, channels=n_feats, activation_after=True)
         self.tail = _conv3x3(n_feats, 3)
@@ -356,7 +369,7 @@ class DMSRNet(nn.Module):
         )
 
     def forward(self, lr: Tensor, *, resimulate: Callable[[Tensor, Tensor], Tensor] | None = None) -> DMSROutput:
-        """Estimate the degradation of `lr` and super-resolve it (estimates not detached, spec A8).
+        """Estimate the degradation of `lr` and super-resolve it (estimates not detached, docs/specs/dmsr.md A8).
 
         Args:
             lr: (B, 3, h, w) RGB in [0, 1]; any h, w.
@@ -415,7 +428,7 @@ class DMSRNet(nn.Module):
 
     @torch.no_grad()
     def init_code_from_pca(self, matrix: Tensor) -> None:
-        """Initialise every MBM's FC(k² → 15) from the PCA matrix (15, k²) (spec section 9); bias 0."""
+        """Initialise every MBM's FC(k² → 15) from the PCA matrix (15, k²) (docs/specs/dmsr.md §9); bias 0."""
         for mbm in self.mbms:
             assert isinstance(mbm, MetaDeblur)
             mbm.init_code_from_pca(matrix)

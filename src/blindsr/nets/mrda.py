@@ -12,17 +12,30 @@ Paper → code:
     RDA conv: DynamicConv + RDAM (Sec. III-E, Eq. 8-10) ...... RDAConv
     RDA block (Fig. 2, yellow box) ........................... RDABlock
     RDAN (Sec. III-E, Fig. 2, blue box) ...................... RDAN
+    RDAN's widths and ablation switches (one object) ......... RDANOptions (passed to RDABlock, RDAN, MRDA_T, MRDA_S)
     MRDA_T, the teacher (Sec. III-C, Alg. 2) ................. MRDATeacher (DEN_T + RDAN_T; the MLN stays outside)
     MRDA_S, the student (Sec. III-D; the deployed model) ..... MRDAStudent (DEN_S + RDAN_S)
-    Table V: S4 (DA module instead of RDAM) .................. modulation="da" (DAConv in every block)
-             S5 (S4 with ordinary convs) ..................... modulation="da", kernel="static"
-             T3 (DEN_T → 5 FC layers on the true kernel) ..... KernelEncoder; MRDATeacher(idr_source="kernel")
+    Table V: S4 (DA module instead of RDAM) .................. RDANOptions(modulation="da") (DAConv in every block)
+             S5 (S4 with ordinary convs) ..................... RDANOptions(modulation="da", kernel="static")
+             T3 (DEN_T → 5 FC layers on the true kernel) ..... BlurKernelEncoder; MRDATeacher(idr_source="kernel"),
+                                                               called as ``teacher(lr, blur_kernels=k)``
 
 Conventions: images are (B, 3, H, W) RGB in [0, 1]. The IDR is the DEN's 256-d output (the paper's "4C" entries
-of Eq. 4-5); RDAN compresses it to C = 64 itself (spec 2.2). LReLU = LeakyReLU(0.1) everywhere, no normalisation.
+of Eq. 4-5); RDAN compresses it to C = 64 itself (docs/specs/mrda.md §2.2). LReLU = LeakyReLU(0.1) everywhere, no
+normalisation.
 
-Teacher contract (spec 4.3). ``MRDATeacher`` holds DEN_T and RDAN_T only; it takes the adapted MLN's features D′_T,
-so the training stage owns the frozen meta-initialised MLN and adapts it functionally, never in place::
+Names: a bare "kernel" is a convolution kernel (``kernel_size``, ``kernel="dynamic" | "static"``,
+``rdam_kernel_size``); the degradation's blur kernels always say "blur" (``BlurKernelEncoder``,
+``blur_kernel_size``, ``blur_kernels``, the ``blur_encoder`` member). One exception is kept: the value
+``idr_source="kernel"`` (MRDA_T3), which configs, release files and ``blindsr eval`` output spell that way.
+
+Constructors are keyword-only. RDAN's architecture (width, depth, IDR length and the Table V switches) is one frozen
+:class:`RDANOptions`, passed as ``options=`` to ``RDABlock`` / ``RDAN`` and as ``rdan_options=`` to ``MRDATeacher`` /
+``MRDAStudent``, whose own arguments are those of their DEN (or blur-kernel encoder). Release files store the flat
+fields (``arch_kwargs``); ``blindsr.archs.mrda.gather_rdan_options`` gathers them into an ``RDANOptions``.
+
+Teacher contract (docs/specs/mrda.md §4.3). ``MRDATeacher`` holds DEN_T and RDAN_T only; it takes the adapted MLN's
+features D′_T, so the training stage owns the frozen meta-initialised MLN and adapts it functionally, never in place::
 
     params = dict(mln.named_parameters())                 # θ_M: a fresh dict per batch is the per-batch reset
     loss_of = lambda p: l1(torch.func.functional_call(mln, p, (lr,), {"lr_bic": lr_bic}).sr, hr)
@@ -43,24 +56,26 @@ Parameter counts (learnable parameters, default widths)::
     MRDA_T (DEN_T + RDAN)   5,763,001   5,947,641   5,910,713
     MRDA_S (DEN_S + RDAN)   5,691,001   5,875,641   5,838,713
 
-    RDA conv 41,025; RDA block 155,906; DA conv 46,144; KernelEncoder (T3, 21×21 kernels, d = 256) 376,320.
+    RDA conv 41,025; RDA block 155,906; DA conv 46,144; BlurKernelEncoder (T3, 21×21 blur kernels, d = 256) 376,320.
 
-The spec (2.4) and the reference code count 24 more in RDAN, MRDA_T and MRDA_S (MRDA_S ×4: 5,838,737): the
+docs/specs/mrda.md §2.4 and the reference code count 24 more in RDAN, MRDA_T and MRDA_S (MRDA_S ×4: 5,838,737): the
 reference's mean shifts are two frozen 1×1 convs (3·3 weights + 3 biases each). Here the mean shift is a constant,
-non-persistent buffer (spec 2.3), so it is not a parameter: ``REFERENCE_MEAN_SHIFT_PARAMS`` = 24 bridges the two.
-Ablations at ×4 (MRDA_S): S4 6,115,139; S5 3,934,403; no RDAM 5,835,203; C-channel RDAM map 6,059,843; 3×3 RDAM
-map 5,866,361. MRDA_T3 at ×4 (KernelEncoder + RDAN): 4,938,041.
+non-persistent buffer (docs/specs/mrda.md §2.3), so it is not a parameter: ``REFERENCE_MEAN_SHIFT_PARAMS`` = 24 bridges
+the two. Ablations at ×4 (MRDA_S): S4 6,115,139; S5 3,934,403; no RDAM 5,835,203; C-channel RDAM map 6,059,843; 3×3 RDAM
+map 5,866,361. MRDA_T3 at ×4 (BlurKernelEncoder + RDAN): 4,938,041.
 
 MRDA_T3, the oracle-kernel teacher (Table V; paper: "Comparison with Non-Blind SR"): ``MRDATeacher(idr_source=
-"kernel")`` holds a ``KernelEncoder`` (state-dict keys ``kernel_encoder.*``) instead of DEN_T and reads the true blur
-kernels of the batch, ``teacher(lr, kernels)`` with kernels (B, k, k); no MLN is involved. Its ``rdan.*`` keys are
-those of every other teacher.
+"kernel")`` holds a ``BlurKernelEncoder`` (member ``blur_encoder``, state-dict keys ``blur_encoder.*``) instead of
+DEN_T and reads the true blur kernels of the batch, ``teacher(lr, blur_kernels=k)`` with k (B, k, k); no MLN is
+involved. Its ``rdan.*`` keys are those of every other teacher. Weights written before the rename (keys
+``kernel_encoder.*``) load unchanged: ``MRDATeacher`` maps the old prefix when a state dict is loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +90,9 @@ from blindsr.types import Scale
 
 __all__ = [
     "REFERENCE_MEAN_SHIFT_PARAMS",
+    "BlurKernelEncoder",
     "DegradationExtractionNetwork",
     "IDRSource",
-    "KernelEncoder",
     "MLNOutput",
     "MLNTrunk",
     "MRDAOutput",
@@ -89,6 +104,7 @@ __all__ = [
     "RDAConv",
     "RDAMInput",
     "RDAN",
+    "RDANOptions",
 ]
 
 # "rdam": MRDA's RDA conv (Eq. 8-10); "none": the RDA conv without RDAM (F2 = F1 + F, i.e. M ≡ 1);
@@ -97,13 +113,57 @@ Modulation = Literal["rdam", "none", "da"]
 # What RDAM's map is computed from: the conv input F (Eq. 9, reference code) or the dynamic branch F1 (the text).
 RDAMInput = Literal["F", "F1"]
 # What the teacher's IDR is computed from: the adapted MLN's features D′ by DEN_T (MRDA_T2, the paper's teacher) or
-# the true blur kernel by KernelEncoder (Table V, MRDA_T3).
+# the true blur kernel by BlurKernelEncoder (Table V, MRDA_T3; "kernel" is the blur kernel here, see the module text).
 IDRSource = Literal["mln", "kernel"]
 
 REFERENCE_MEAN_SHIFT_PARAMS: Final = 24
-"""Parameters the reference code (and the spec's counts) give the two fixed mean shifts; 0 here (buffers)."""
+"""Parameters the reference code (and docs/specs/mrda.md §2.4) give the two fixed mean shifts; 0 here (buffers)."""
 
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K, × rgb_range = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RDANOptions:
+    """RDAN's architecture: its widths and the Table V switches, one object for RDABlock, RDAN, MRDA_T and MRDA_S.
+
+    The defaults are the paper's. The fields are checked where they are used (``RDAN``, ``RDABlock``, ``RDAConv``),
+    with the same messages as a misspelt constructor argument would get.
+
+    Attributes:
+        n_feats: C, RDAN's width and the length of the code every block reads (64).
+        n_blocks: RDA blocks (27).
+        idr_dim: d, the IDR length (256): the output of DEN (or of MRDA_T3's blur-kernel encoder) and RDAN's input.
+        kernel_size: side of the depthwise conv kernels of the degradation-aware convs (3); the plain convs are 3×3.
+        modulation: "rdam" (MRDA's RDA conv, Eq. 8-10), "none" (the RDA conv without RDAM: F2 = F1 + F) or "da"
+            (DASR's DA conv in every block, Table V S4).
+        kernel: "dynamic" (conv kernels predicted from the code: the paper) or "static" (ordinary learned depthwise
+            kernels; Table V S5 with ``modulation="da"``). "static" needs "da": with RDAM or none, nothing would read
+            the IDR.
+        rdam_channels: channels of RDAM's map M: 1 (default, the reference code) or C (the text, M ∈ R^{C×H×W}).
+        rdam_input: what M is computed from: "F" (Eq. 9, default) or "F1" (the text: "based on the F1").
+        rdam_kernel_size: odd side of the conv computing M (1).
+        da_reduction: DAConv's channel-attention reduction r (8); only with ``modulation="da"``.
+    """
+
+    n_feats: int = 64
+    n_blocks: int = 27
+    idr_dim: int = 256
+    kernel_size: int = 3
+    modulation: Modulation = "rdam"
+    kernel: KernelSource = "dynamic"
+    rdam_channels: int = 1
+    rdam_input: RDAMInput = "F"
+    rdam_kernel_size: int = 1
+    da_reduction: int = 8
+
+
+def _rdan_options(options: Any, *, owner: str) -> RDANOptions:
+    """`options`, checked to be an :class:`RDANOptions` (None: the paper's)."""
+    if options is None:
+        return RDANOptions()
+    if not isinstance(options, RDANOptions):
+        raise TypeError(f"{owner}: RDAN's architecture must be an RDANOptions, got {type(options).__name__}")
+    return options
 
 
 def _conv3x3(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
@@ -129,7 +189,7 @@ def _check_vector(x: Tensor, batch: int, dim: int, *, name: str) -> None:
 
 
 # ================================================================================================================
-# MLN: meta-learning network (Sec. III-B, Fig. 2a; spec 2.1)
+# MLN: meta-learning network (Sec. III-B, Fig. 2a; docs/specs/mrda.md §2.1)
 # ================================================================================================================
 
 
@@ -165,9 +225,10 @@ class MetaLearningNetwork(nn.Module):
     """MLN: trunk (8 convs in all with `out`) → Upscaler → Conv(C′ → 3), plus a bicubic global skip.
 
     ``sr = out(upscaler(trunk(lr))) + skip(lr)``, with ``skip`` the LR upsampled by MATLAB-geometry bicubic,
-    clamped to [0, 1] and rounded to 1/255 (the reference code's ``lr_bic``; spec 2.1 and protocols 3.5). No mean
-    shift. The network is stateless apart from its parameters, so ``torch.func.functional_call(mln, params, (lr,))``
-    with an adapted parameter dict is the adapted network (MAML, spec 4.2).
+    clamped to [0, 1] and rounded to 1/255 (the reference code's ``lr_bic``; docs/specs/mrda.md §2.1 and
+    docs/specs/degradations_and_protocols.md §3.5). No mean shift. The network is stateless apart from its parameters,
+    so ``torch.func.functional_call(mln, params, (lr,))`` with an adapted parameter dict is the adapted network (MAML,
+    docs/specs/mrda.md §4.2).
 
     Args:
         scale: upscaling factor s (2, 3 or 4).
@@ -267,7 +328,7 @@ class MetaLearningNetwork(nn.Module):
 
 
 # ================================================================================================================
-# DEN: degradation extraction network, teacher and student (Sec. III-C/D, Fig. 2b-c; spec 2.2); T3's kernel encoder
+# DEN: degradation extraction network, T and S (Sec. III-C/D, Fig. 2b-c; docs/specs/mrda.md §2.2); T3's blur encoder
 # ================================================================================================================
 
 
@@ -309,35 +370,35 @@ class DegradationExtractionNetwork(nn.Module):
         return out
 
 
-class KernelEncoder(nn.Module):
+class BlurKernelEncoder(nn.Module):
     """MRDA_T3's IDR encoder (Table V): five fully connected layers on the flattened true blur kernel.
 
     ``Linear(k² → d) → LReLU → 3 × [Linear(d → d) → LReLU] → Linear(d → d)``: LReLU(0.1) between the layers, none
     after the last (like DEN's MLP head). The paper gives only "5 FC layers"; the hidden width d (the IDR length) is
-    our choice. The kernel entries are read as they are (each kernel sums to 1), without normalisation.
+    our choice. The blur kernels' entries are read as they are (each kernel sums to 1), without normalisation.
 
     Args:
-        kernel_size: k, the side of the square blur kernels (21 for the MRDA presets).
+        blur_kernel_size: k, the side of the square blur kernels (21 for the MRDA presets).
         idr_dim: d, the IDR length and the hidden width (256).
         n_layers: the number of linear layers (5).
     """
 
-    def __init__(self, *, kernel_size: int = 21, idr_dim: int = 256, n_layers: int = 5) -> None:
+    def __init__(self, *, blur_kernel_size: int = 21, idr_dim: int = 256, n_layers: int = 5) -> None:
         super().__init__()
-        check_odd_kernel_size(kernel_size)
+        check_odd_kernel_size(blur_kernel_size)
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.kernel_size = kernel_size
+        self.blur_kernel_size = blur_kernel_size
         self.idr_dim = idr_dim
-        widths = [kernel_size * kernel_size] + [idr_dim] * n_layers
+        widths = [blur_kernel_size * blur_kernel_size] + [idr_dim] * n_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
 
-    def forward(self, kernels: Tensor) -> Tensor:
+    def forward(self, blur_kernels: Tensor) -> Tensor:
         """Map (B, k, k) blur kernels to the IDR (B, d)."""
-        k = self.kernel_size
-        if kernels.ndim != 3 or tuple(kernels.shape[1:]) != (k, k):
-            raise ValueError(f"kernels must have shape (B, {k}, {k}), got {tuple(kernels.shape)}")
-        x = kernels.flatten(1)
+        k = self.blur_kernel_size
+        if blur_kernels.ndim != 3 or tuple(blur_kernels.shape[1:]) != (k, k):
+            raise ValueError(f"blur_kernels must have shape (B, {k}, {k}), got {tuple(blur_kernels.shape)}")
+        x = blur_kernels.flatten(1)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x)
@@ -347,7 +408,7 @@ class KernelEncoder(nn.Module):
 
 
 # ================================================================================================================
-# RDA conv, RDA block, RDAN (Sec. III-E, Eq. 8-10, Fig. 2; spec 2.3)
+# RDA conv, RDA block, RDAN (Sec. III-E, Eq. 8-10, Fig. 2; docs/specs/mrda.md §2.3)
 # ================================================================================================================
 
 
@@ -356,7 +417,7 @@ class RDAConv(nn.Module):
 
     The kernels w are one k×k depthwise kernel per (sample, channel), predicted from the code k by
     ``Linear(C → C) → LReLU → Linear(C → C·k²)`` (no biases). M defaults to 1 channel from a 1×1 conv on F, which
-    broadcasts over channels (reference code; it reproduces the paper's 5.84 M, spec 2.3).
+    broadcasts over channels (reference code; it reproduces the paper's 5.84 M, docs/specs/mrda.md §2.3).
 
     Args:
         n_feats: C, the feature channels and the code length (64).
@@ -420,47 +481,35 @@ class RDABlock(nn.Module):
     """``x → DAC₁ → LReLU → Conv3×3 → LReLU → DAC₂ → LReLU → Conv3×3 → + x``; DAC = RDAConv, or DAConv (S4).
 
     Args:
-        n_feats: C (64).
-        kernel_size: side of the dynamic kernels (3); the two plain convs are 3×3.
-        modulation: "rdam" (RDAConv), "none" (RDAConv without RDAM) or "da" (DASR's DAConv).
-        kernel: "dynamic" or "static" depthwise kernels in both degradation-aware convs.
-        rdam_channels, rdam_input, rdam_kernel_size: RDAM options (see ``RDAConv``); only with "rdam".
-        da_reduction: channel-attention reduction of DAConv (8); only with "da".
+        options: RDAN's architecture (:class:`RDANOptions`; None: the paper's). A block reads ``n_feats``,
+            ``kernel_size``, ``modulation`` ("rdam": RDAConv, "none": RDAConv without RDAM, "da": DASR's DAConv),
+            ``kernel`` (both degradation-aware convs), ``rdam_*`` (only with "rdam") and ``da_reduction`` (only with
+            "da"); ``n_blocks`` and ``idr_dim`` are RDAN's.
     """
 
-    def __init__(
-        self,
-        *,
-        n_feats: int = 64,
-        kernel_size: int = 3,
-        modulation: Modulation = "rdam",
-        kernel: KernelSource = "dynamic",
-        rdam_channels: int = 1,
-        rdam_input: RDAMInput = "F",
-        rdam_kernel_size: int = 1,
-        da_reduction: int = 8,
-    ) -> None:
+    def __init__(self, *, options: RDANOptions | None = None) -> None:
         super().__init__()
-        if modulation not in ("rdam", "none", "da"):
-            raise ValueError(f"modulation must be 'rdam', 'none' or 'da', got {modulation!r}")
+        o = _rdan_options(options, owner="RDABlock")
+        if o.modulation not in ("rdam", "none", "da"):
+            raise ValueError(f"modulation must be 'rdam', 'none' or 'da', got {o.modulation!r}")
 
         def make() -> nn.Module:
-            if modulation == "da":
-                return DAConv(n_feats=n_feats, kernel_size=kernel_size, reduction=da_reduction, kernel=kernel)
+            if o.modulation == "da":
+                return DAConv(n_feats=o.n_feats, kernel_size=o.kernel_size, reduction=o.da_reduction, kernel=o.kernel)
             return RDAConv(
-                n_feats=n_feats,
-                kernel_size=kernel_size,
-                kernel=kernel,
-                rdam=modulation == "rdam",
-                rdam_channels=rdam_channels,
-                rdam_input=rdam_input,
-                rdam_kernel_size=rdam_kernel_size,
+                n_feats=o.n_feats,
+                kernel_size=o.kernel_size,
+                kernel=o.kernel,
+                rdam=o.modulation == "rdam",
+                rdam_channels=o.rdam_channels,
+                rdam_input=o.rdam_input,
+                rdam_kernel_size=o.rdam_kernel_size,
             )
 
         self.da_conv1 = make()
-        self.conv1 = _conv3x3(n_feats, n_feats)
+        self.conv1 = _conv3x3(o.n_feats, o.n_feats)
         self.da_conv2 = make()
-        self.conv2 = _conv3x3(n_feats, n_feats)
+        self.conv2 = _conv3x3(o.n_feats, o.n_feats)
 
     def forward(self, x: Tensor, code: Tensor) -> Tensor:
         """Map (B, C, H, W) features and a (B, C) code to (B, C, H, W)."""
@@ -480,66 +529,35 @@ class RDAN(nn.Module):
 
     Args:
         scale: upscaling factor s (2, 3 or 4).
-        n_feats: C (64).
-        n_blocks: RDA blocks (27).
-        idr_dim: d, the IDR length (256).
-        kernel_size: side of the dynamic depthwise kernels (3).
-        modulation: "rdam" (MRDA), "none" (no RDAM) or "da" (Table V, S4).
-        kernel: "dynamic" (MRDA) or "static" (Table V, S5 with ``modulation="da"``). "static" needs "da": with
-            RDAM or none, nothing would read the IDR.
-        rdam_channels, rdam_input, rdam_kernel_size: RDAM options (see ``RDAConv``); only with "rdam".
-        da_reduction: DAConv's channel-attention reduction (8); only with "da".
+        options: the architecture (:class:`RDANOptions`: C, the number of blocks, d and the Table V switches; None:
+            the paper's). Kept as :attr:`options`.
     """
 
     rgb_mean: Tensor
 
-    def __init__(
-        self,
-        *,
-        scale: Scale,
-        n_feats: int = 64,
-        n_blocks: int = 27,
-        idr_dim: int = 256,
-        kernel_size: int = 3,
-        modulation: Modulation = "rdam",
-        kernel: KernelSource = "dynamic",
-        rdam_channels: int = 1,
-        rdam_input: RDAMInput = "F",
-        rdam_kernel_size: int = 1,
-        da_reduction: int = 8,
-    ) -> None:
+    def __init__(self, *, scale: Scale, options: RDANOptions | None = None) -> None:
         super().__init__()
+        o = _rdan_options(options, owner="RDAN")
         _check_scale(scale)
-        check_counts("RDAN", maximum=MAX_WIDTH, n_feats=n_feats, rdam_channels=rdam_channels)
-        check_counts("RDAN", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
-        check_counts("RDAN", maximum=MAX_DEPTH, n_blocks=n_blocks)
-        check_counts("RDAN", maximum=MAX_WIDTH, da_reduction=da_reduction)
-        check_counts("RDAN", maximum=MAX_KERNEL, kernel_size=kernel_size, rdam_kernel_size=rdam_kernel_size)
-        if kernel == "static" and modulation != "da":
+        check_counts("RDAN", maximum=MAX_WIDTH, n_feats=o.n_feats, rdam_channels=o.rdam_channels)
+        check_counts("RDAN", maximum=4 * MAX_WIDTH, idr_dim=o.idr_dim)
+        check_counts("RDAN", maximum=MAX_DEPTH, n_blocks=o.n_blocks)
+        check_counts("RDAN", maximum=MAX_WIDTH, da_reduction=o.da_reduction)
+        check_counts("RDAN", maximum=MAX_KERNEL, kernel_size=o.kernel_size, rdam_kernel_size=o.rdam_kernel_size)
+        if o.kernel == "static" and o.modulation != "da":
             raise ValueError(
-                f"kernel='static' with modulation={modulation!r} leaves the IDR unused; use modulation='da' (S5)"
+                f"kernel='static' with modulation={o.modulation!r} leaves the IDR unused; use modulation='da' (S5)"
             )
         self.scale = scale
-        self.idr_dim = idr_dim
+        self.options = o
+        self.idr_dim = o.idr_dim
         self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.compress = nn.Linear(idr_dim, n_feats, bias=False)
-        self.head = _conv3x3(3, n_feats)
-        self.blocks = nn.ModuleList(
-            RDABlock(
-                n_feats=n_feats,
-                kernel_size=kernel_size,
-                modulation=modulation,
-                kernel=kernel,
-                rdam_channels=rdam_channels,
-                rdam_input=rdam_input,
-                rdam_kernel_size=rdam_kernel_size,
-                da_reduction=da_reduction,
-            )
-            for _ in range(n_blocks)
-        )
-        self.body_conv = _conv3x3(n_feats, n_feats)
-        self.upsampler = Upsampler(scale=scale, channels=n_feats, activation_after=False)
-        self.tail = _conv3x3(n_feats, 3)
+        self.compress = nn.Linear(o.idr_dim, o.n_feats, bias=False)
+        self.head = _conv3x3(3, o.n_feats)
+        self.blocks = nn.ModuleList(RDABlock(options=o) for _ in range(o.n_blocks))
+        self.body_conv = _conv3x3(o.n_feats, o.n_feats)
+        self.upsampler = Upsampler(scale=scale, channels=o.n_feats, activation_after=False)
+        self.tail = _conv3x3(o.n_feats, 3)
 
     def forward(self, lr: Tensor, idr: Tensor) -> Tensor:
         """Super-resolve `lr` guided by its IDR.
@@ -580,20 +598,42 @@ class MRDAOutput(NamedTuple):
     idr: Tensor
 
 
+_LEGACY_BLUR_ENCODER_PREFIX: Final = "kernel_encoder."
+"""The state-dict prefix of MRDA_T3's blur-kernel encoder in files written before it was named ``blur_encoder``."""
+
+
+def _rename_legacy_blur_encoder_keys(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, *_args: Any, **_kwargs: Any
+) -> None:
+    """``load_state_dict`` pre-hook of MRDATeacher: ``<prefix>kernel_encoder.*`` → ``<prefix>blur_encoder.*``.
+
+    Run folders and release files of MRDA_T3 written before the rename keep loading strictly (resume, ``init:``,
+    ``blindsr eval --teacher-run``, ``load_model``); a state dict that has both spellings is left alone, so the
+    strict load reports it.
+    """
+    old = prefix + _LEGACY_BLUR_ENCODER_PREFIX
+    new = prefix + "blur_encoder."
+    legacy = [k for k in state_dict if k.startswith(old)]
+    if not legacy or any(k.startswith(new) for k in state_dict):
+        return
+    for key in legacy:
+        state_dict[new + key[len(old) :]] = state_dict.pop(key)
+
+
 class MRDATeacher(nn.Module):
     """MRDA_T: ``idr = DEN_T(D′)``, ``sr = RDAN_T(lr, idr)``, with D′ the adapted MLN's features (module docstring).
 
-    With ``idr_source="kernel"`` it is Table V's MRDA_T3: ``idr = KernelEncoder(kernels)`` from the true blur kernels
-    (B, k, k) instead of DEN_T (no ``den`` member then; ``kernel_encoder`` instead).
+    With ``idr_source="kernel"`` it is Table V's MRDA_T3: ``idr = BlurKernelEncoder(blur_kernels)`` from the true blur
+    kernels (B, k, k) instead of DEN_T (no ``den`` member then; ``blur_encoder`` instead), called as
+    ``teacher(lr, blur_kernels=...)``.
 
     Args:
         scale: upscaling factor s (2, 3 or 4).
-        n_feats, n_blocks, kernel_size, modulation, kernel, rdam_channels, rdam_input, rdam_kernel_size,
-            da_reduction: RDAN's (see ``RDAN``).
-        idr_dim: d, the IDR length (256).
+        rdan_options: RDAN_T's architecture (:class:`RDANOptions`; None: the paper's); its ``idr_dim`` d is also
+            DEN_T's (or the blur-kernel encoder's) output length.
         den_channels: DEN_T's base width w (64); unused with ``idr_source="kernel"``.
         mln_channels: C′, the channels of D′ (the MLN's width, 128); unused with ``idr_source="kernel"``.
-        idr_source: "mln" (DEN_T on D′, the paper's teacher) or "kernel" (MRDA_T3, the true kernel).
+        idr_source: "mln" (DEN_T on D′, the paper's teacher) or "kernel" (MRDA_T3, the true blur kernel).
         blur_kernel_size: k, the side of the true blur kernels (21); only with ``idr_source="kernel"``.
     """
 
@@ -601,58 +641,49 @@ class MRDATeacher(nn.Module):
         self,
         *,
         scale: Scale,
-        n_feats: int = 64,
-        n_blocks: int = 27,
-        idr_dim: int = 256,
+        rdan_options: RDANOptions | None = None,
         den_channels: int = 64,
         mln_channels: int = 128,
-        kernel_size: int = 3,
-        modulation: Modulation = "rdam",
-        kernel: KernelSource = "dynamic",
-        rdam_channels: int = 1,
-        rdam_input: RDAMInput = "F",
-        rdam_kernel_size: int = 1,
-        da_reduction: int = 8,
         idr_source: IDRSource = "mln",
         blur_kernel_size: int = 21,
     ) -> None:
         super().__init__()
+        rdan = _rdan_options(rdan_options, owner="MRDATeacher")
         check_counts("MRDATeacher", maximum=MAX_WIDTH, den_channels=den_channels, mln_channels=mln_channels)
         check_counts("MRDATeacher", maximum=MAX_KERNEL, blur_kernel_size=blur_kernel_size)
-        check_counts("MRDATeacher", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
+        check_counts("MRDATeacher", maximum=4 * MAX_WIDTH, idr_dim=rdan.idr_dim)
         if idr_source not in ("mln", "kernel"):
             raise ValueError(f"idr_source must be 'mln' or 'kernel', got {idr_source!r}")
         self.scale = scale
         self.idr_source: IDRSource = idr_source
         self.den: DegradationExtractionNetwork | None = None
-        self.kernel_encoder: KernelEncoder | None = None
+        self.blur_encoder: BlurKernelEncoder | None = None
         if idr_source == "mln":
-            self.den = DegradationExtractionNetwork(in_channels=mln_channels, channels=den_channels, idr_dim=idr_dim)
+            self.den = DegradationExtractionNetwork(
+                in_channels=mln_channels, channels=den_channels, idr_dim=rdan.idr_dim
+            )
         else:
-            self.kernel_encoder = KernelEncoder(kernel_size=blur_kernel_size, idr_dim=idr_dim)
-        self.rdan = RDAN(
-            scale=scale,
-            n_feats=n_feats,
-            n_blocks=n_blocks,
-            idr_dim=idr_dim,
-            kernel_size=kernel_size,
-            modulation=modulation,
-            kernel=kernel,
-            rdam_channels=rdam_channels,
-            rdam_input=rdam_input,
-            rdam_kernel_size=rdam_kernel_size,
-            da_reduction=da_reduction,
-        )
+            self.blur_encoder = BlurKernelEncoder(blur_kernel_size=blur_kernel_size, idr_dim=rdan.idr_dim)
+        self.rdan = RDAN(scale=scale, options=rdan)
+        self.register_load_state_dict_pre_hook(_rename_legacy_blur_encoder_keys)
 
-    def encode(self, lr: Tensor, features: Tensor) -> Tensor:
-        """The IDR (B, d): DEN_T(D′), or KernelEncoder(kernels) for MRDA_T3 (arguments as in ``forward``)."""
+    def encode(self, lr: Tensor, features: Tensor | None = None, *, blur_kernels: Tensor | None = None) -> Tensor:
+        """The IDR (B, d): DEN_T(D′), or BlurKernelEncoder(blur_kernels) for MRDA_T3 (arguments as in ``forward``)."""
         check_image_batch(lr, name="lr", channels=3)
-        if self.kernel_encoder is not None:
-            if features.shape[0] != lr.shape[0]:
-                raise ValueError(f"kernels must be (B, k, k) with B = {lr.shape[0]}, got {tuple(features.shape)}")
-            idr: Tensor = self.kernel_encoder(features.to(lr.dtype))
+        if self.blur_encoder is not None:
+            if blur_kernels is None or features is not None:
+                raise ValueError(
+                    "MRDA_T3 (idr_source='kernel') reads the true blur kernels: call it with blur_kernels="
+                )
+            if blur_kernels.shape[0] != lr.shape[0]:
+                raise ValueError(
+                    f"blur_kernels must be (B, k, k) with B = {lr.shape[0]}, got {tuple(blur_kernels.shape)}"
+                )
+            idr: Tensor = self.blur_encoder(blur_kernels.to(lr.dtype))
             return idr
         assert self.den is not None
+        if features is None or blur_kernels is not None:
+            raise ValueError("MRDA_T (idr_source='mln') reads the adapted MLN's features D′, not blur kernels")
         check_image_batch(features, name="features", channels=self.den.in_channels)
         if features.shape[0] != lr.shape[0] or features.shape[2:] != lr.shape[2:]:
             raise ValueError(
@@ -661,29 +692,33 @@ class MRDATeacher(nn.Module):
         idr = self.den(features)
         return idr
 
-    def forward(self, lr: Tensor, features: Tensor) -> MRDAOutput:
-        """Super-resolve `lr` with the degradation information of the adapted MLN (or the true kernels: T3).
+    def forward(self, lr: Tensor, features: Tensor | None = None, *, blur_kernels: Tensor | None = None) -> MRDAOutput:
+        """Super-resolve `lr` with the degradation information of the adapted MLN (or the true blur kernels: T3).
 
         Args:
             lr: (B, 3, h, w) RGB in [0, 1].
             features: (B, C′, h, w) D′ from ``MetaLearningNetwork.degradation_features`` with the adapted
-                parameters (detach it unless the MLN is meant to be trained through the teacher); with
-                ``idr_source="kernel"``, the true blur kernels (B, k, k) of the batch instead.
+                parameters (detach it unless the MLN is meant to be trained through the teacher); None for MRDA_T3.
+            blur_kernels: MRDA_T3 only (``idr_source="kernel"``): the true blur kernels (B, k, k) of the batch.
 
         Returns:
             ``MRDAOutput(sr, idr = D_T)``.
+
+        Raises:
+            ValueError: the input the teacher does not read (blur kernels for MRDA_T, features for MRDA_T3), or
+                shapes that do not match.
         """
-        idr = self.encode(lr, features)
+        idr = self.encode(lr, features, blur_kernels=blur_kernels)
         return MRDAOutput(sr=self.rdan(lr, idr), idr=idr)
 
     def parameter_counts(self) -> dict[str, int]:
         """``{"den": DEN_T, "rdan": RDAN_T, "total": both}`` (learnable; the MLN is not part of the teacher).
 
-        MRDA_T3 (``idr_source="kernel"``): ``{"kernel_encoder": ..., "rdan": ..., "total": ...}``.
+        MRDA_T3 (``idr_source="kernel"``): ``{"blur_encoder": ..., "rdan": ..., "total": ...}``.
         """
-        encoder = self.den if self.den is not None else self.kernel_encoder
+        encoder = self.den if self.den is not None else self.blur_encoder
         assert encoder is not None
-        counts = {"den" if self.den is not None else "kernel_encoder": _count(encoder), "rdan": _count(self.rdan)}
+        counts = {"den" if self.den is not None else "blur_encoder": _count(encoder), "rdan": _count(self.rdan)}
         return {**counts, "total": sum(counts.values())}
 
 
@@ -692,46 +727,19 @@ class MRDAStudent(nn.Module):
 
     Args:
         scale: upscaling factor s (2, 3 or 4).
-        n_feats, n_blocks, kernel_size, modulation, kernel, rdam_channels, rdam_input, rdam_kernel_size,
-            da_reduction: RDAN's (see ``RDAN``).
-        idr_dim: d, the IDR length (256).
+        rdan_options: RDAN_S's architecture (:class:`RDANOptions`; None: the paper's); its ``idr_dim`` d is also
+            DEN_S's output length.
         den_channels: DEN_S's base width w (64).
     """
 
-    def __init__(
-        self,
-        *,
-        scale: Scale,
-        n_feats: int = 64,
-        n_blocks: int = 27,
-        idr_dim: int = 256,
-        den_channels: int = 64,
-        kernel_size: int = 3,
-        modulation: Modulation = "rdam",
-        kernel: KernelSource = "dynamic",
-        rdam_channels: int = 1,
-        rdam_input: RDAMInput = "F",
-        rdam_kernel_size: int = 1,
-        da_reduction: int = 8,
-    ) -> None:
+    def __init__(self, *, scale: Scale, rdan_options: RDANOptions | None = None, den_channels: int = 64) -> None:
         super().__init__()
+        rdan = _rdan_options(rdan_options, owner="MRDAStudent")
         check_counts("MRDAStudent", maximum=MAX_WIDTH, den_channels=den_channels)
-        check_counts("MRDAStudent", maximum=4 * MAX_WIDTH, idr_dim=idr_dim)
+        check_counts("MRDAStudent", maximum=4 * MAX_WIDTH, idr_dim=rdan.idr_dim)
         self.scale = scale
-        self.den = DegradationExtractionNetwork(in_channels=3, channels=den_channels, idr_dim=idr_dim)
-        self.rdan = RDAN(
-            scale=scale,
-            n_feats=n_feats,
-            n_blocks=n_blocks,
-            idr_dim=idr_dim,
-            kernel_size=kernel_size,
-            modulation=modulation,
-            kernel=kernel,
-            rdam_channels=rdam_channels,
-            rdam_input=rdam_input,
-            rdam_kernel_size=rdam_kernel_size,
-            da_reduction=da_reduction,
-        )
+        self.den = DegradationExtractionNetwork(in_channels=3, channels=den_channels, idr_dim=rdan.idr_dim)
+        self.rdan = RDAN(scale=scale, options=rdan)
 
     def forward(self, lr: Tensor) -> MRDAOutput:
         """Blind SR of `lr` (B, 3, h, w) RGB in [0, 1]; returns ``MRDAOutput(sr, idr = D_S)``."""

@@ -41,14 +41,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import torch
 
-from blindsr.data.io import (
-    IMAGE_EXTENSIONS,
-    LUMA_WEIGHTS,
-    ImageReadError,
-    image_size,
-    read_image_uint8,
-    write_image,
-)
+from blindsr.data.image_errors import ImageReadError
+from blindsr.data.images import IMAGE_EXTENSIONS, image_size, read_image_uint8, write_image
+from blindsr.data.user_images import LUMA_WEIGHTS
 from blindsr.ops.resize import imresize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -607,7 +602,7 @@ def _stop_if_cancelled(cancel: threading.Event | None) -> None:
 def _unreadable(display: str, error: ImageReadError, max_pixels: int) -> JobError:
     """400 for a file Pillow cannot read; 413 for a decompression bomb (more pixels, or more decompressed metadata,
     than Pillow's limits)."""
-    from blindsr.data.io import is_decompression_bomb
+    from blindsr.data.image_errors import is_decompression_bomb
 
     cause = error.__cause__
     if isinstance(cause, ValueError) and re.search(r"decompressed data too large|too much memory", str(cause), re.I):

@@ -75,17 +75,18 @@ class ModelCard:
 
     Attributes:
         name: ``<method>[-<role>]-x<scale>[.<tag>]``, e.g. ``"dmsr-x4.iso-noise"``.
-        arch: key into :data:`blindsr.nets.ARCHS`.
+        arch: key into :data:`blindsr.archs.ARCHITECTURES`.
         arch_kwargs: exactly the keyword arguments of the architecture's constructor (stored read-only).
         scale: the upscaling factor; must equal the name's ``x<scale>`` (and ``arch_kwargs["scale"]`` if present).
         weights: file name inside ``blindsr/zoo/weights/`` (or ``$BLINDSR_HOME/weights/``).
         sha256: hex digest of the weights file, as printed by ``blindsr export``.
-        description: one line for ``blindsr models``.
+        description: one line for ``blindsr models``: what the model is and what it is blind to.
         train_config: the YAML the weights were trained with, relative to the repository root.
         degradation: the training degradation preset name.
         paper: the paper (and table/row) the model reproduces.
         license: the licence of the weights.
-        trained: what training the weights actually had (recipe, iterations, hardware): honest, not the paper's.
+        trained: one short line on the training the weights actually had (honest, not the paper's); the full
+            record (stages, steps, dates, machine) is the model's section of docs/models.md.
         noise_free_variant: the card that scores this model's noise-free cells in evaluation (DMSR Table 1 reports
             its [0.2, 0] row with DMSR-nf, a fine-tune with the noise fixed at 0); ``""`` for none.
     """

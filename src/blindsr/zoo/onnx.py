@@ -6,27 +6,28 @@ The exported graph takes ``lr``: (N, 3, H, W) float32 RGB in [0, 1], with N, H a
 architecture, constructor arguments, the blindsr version and the sha256 of the source weights are stored in the
 ONNX file's ``metadata_props`` (:func:`read_onnx_metadata`).
 
-Two PyTorch exporters exist in torch 2.13, and both fail on DMSR as it is written for training: the meta-deblur
-module's per-pixel filter (``nets/layers/dynamic_conv.py``) is a custom autograd function whose shape checks call
-``round()`` on a size (the TorchScript tracer turns sizes into tensors) and whose reflect padding takes a remainder
-by a symbolic size (which the torch.export-based exporter cannot translate). :func:`exportable_module` therefore
-exports a copy of the network whose meta-deblur modules share the trained layers but filter with
-:func:`shift_sum_filter`, the same sum over the k² shifted images written as plain slices, multiplications and
-additions, with padding indices computed from tensors. This rewrite is not trusted blindly: :func:`export_onnx`
-runs the ONNX graph under ONNX Runtime on input sizes that differ from the traced one and compares every output
-with the original PyTorch network (:func:`check_parity`).
+Two PyTorch exporters exist in torch 2.13, and both fail on DMSR's meta-deblur module as it runs for training: its
+per-pixel filter (``nets/layers/dynamic_conv.py``) is a custom autograd function behind shape checks on sizes.
+The filter has a second, traceable form (``dynamic_filter(impl="traceable")``: the same sum over the k² shifted
+images written as plain slices, multiplications and additions, with the filter size a Python int and padding
+indices computed from tensors). :func:`exportable_module` exports a copy of the network prepared by its architecture
+descriptor (``Architecture.prepare_export``; DMSR's, ``blindsr.archs.dmsr.use_traceable_filters``, makes every
+meta-deblur module select that form through ``MetaDeblur.filter_impl``). The export is not trusted blindly:
+:func:`export_onnx` runs the ONNX graph under ONNX Runtime on input sizes that differ from the traced one and compares
+every output with the original PyTorch network (:func:`check_parity`).
 
-Exporter choice. The default is the TorchScript-based exporter (``dynamo=False``, called "legacy" by torch). After
-the rewrite both exporters give graphs that match PyTorch to about 1e-6 on every size tried (including batch 2
+Exporter choice. The default is the TorchScript-based exporter (``dynamo=False``, called "legacy" by torch). With the
+traceable filter both exporters give graphs that match PyTorch to about 1e-6 on every size tried (including batch 2
 and 1×1 inputs) and the same max errors, but the torch.export-based one ("dynamo") was 13–56× slower to export
 here (2-core CPU shared with a training job): 87–129 s for ``dmsr-x4.lite`` against 5.3–6.5 s, and 48–78 s against
 1.4 s for a tiny DMSR. The tracer's known weakness, Python computations on sizes frozen at the traced size, is what
 the parity check on other sizes is there to catch. ``dynamo=True`` stays available (``blindsr export-onnx
 --dynamo``) for when torch drops the TorchScript exporter.
 
-Limits: only what the parity check covers is checked (random inputs, two sizes). ``toy_sr`` releases do not export
-(its MATLAB-bicubic skip computes its resize weights from sizes: the TorchScript graph freezes them and fails the
-check, the torch.export one does not trace).
+Limits: only what the parity check covers is checked (random inputs, two sizes). Of the registered architectures only
+``dmsr`` exports (``Architecture.onnx``): ``toy_sr`` and MRDA's MLN compute their MATLAB-bicubic skip's resize
+weights from sizes (the TorchScript graph freezes them and fails the check, the torch.export one does not trace),
+and the MRDA student's dynamic convolution does not trace (``blindsr.archs.mrda``).
 """
 
 from __future__ import annotations
@@ -46,13 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-import blindsr
+from blindsr.archs import architecture_of, get_architecture
 from blindsr.files import OutputError, make_parent
-from blindsr.nets.dmsr import MetaDeblur
-from blindsr.nets.layers.dynamic_conv import Padding
+from blindsr.version import __version__
 from blindsr.zoo.weights import LoadedModel, load_model, sha256_file
 
 __all__ = [
@@ -74,7 +73,6 @@ __all__ = [
     "output_names",
     "read_onnx_metadata",
     "require_onnx",
-    "shift_sum_filter",
 ]
 
 EXPORT_INSTALL_HINT = "pip install 'blindsr[export]'"
@@ -133,85 +131,6 @@ def require_onnx(*, runtime: bool = True, dynamo: bool = False) -> None:
 # an export-friendly network
 
 
-def _border_index(n: int, r: int, padding: Padding, device: torch.device) -> Tensor:
-    """Source row (or column) of each of the ``n + 2r`` padded positions, computed with tensor ops only.
-
-    ``n`` may be a traced or symbolic size; the largest valid index ``n − 1`` is taken from ``arange(n)`` so that
-    neither exporter sees Python arithmetic on it. Reflect mirrors without repeating the edge and is periodic
-    (period ``2(n − 1)``, or 1 when n = 1), exactly as ``pad_for_filter`` does, so it is also right for r >= n.
-    """
-    last = torch.arange(n, device=device)[-1:]
-    idx = torch.arange(-r, n + r, device=device)
-    if padding == "replicate":
-        return torch.minimum(idx.clamp_min(0), last)
-    period = (2 * last).clamp_min(1)
-    idx = torch.remainder(idx, period)
-    return torch.where(idx <= last, idx, period - idx)
-
-
-def shift_sum_filter(x: Tensor, kernels: Tensor, kernel_size: int, *, padding: Padding = "reflect") -> Tensor:
-    """``dynamic_filter`` (one k×k filter per pixel, shared by the channels) in ops both ONNX exporters support.
-
-    ``z = Σ_t kernels[:, t] · shift_t(pad(x))`` over the k² taps, row-major; the same definition as
-    ``blindsr.nets.layers.dynamic_conv.dynamic_filter``, which accumulates in place inside a custom autograd
-    function. Memory stays O(C·H·W) per step; the graph has about 4k² nodes.
-
-    Args:
-        x: (B, C, H, W).
-        kernels: (B, k², H, W).
-        kernel_size: k (odd), given as a Python int so that no exporter has to infer it from a shape.
-        padding: "reflect", "replicate" or "zeros", as ``pad_for_filter``.
-
-    Returns:
-        (B, C, H, W).
-    """
-    k, r = kernel_size, kernel_size // 2
-    H, W = x.shape[-2], x.shape[-1]
-    if padding == "zeros":
-        xp = F.pad(x, (r, r, r, r))
-    elif padding in ("reflect", "replicate"):
-        rows = _border_index(H, r, padding, x.device)
-        cols = _border_index(W, r, padding, x.device)
-        xp = x.index_select(-2, rows).index_select(-1, cols)
-    else:
-        raise ValueError(f"padding must be 'reflect', 'replicate' or 'zeros', got {padding!r}")
-    out = xp[:, :, 0:H, 0:W] * kernels[:, 0:1]
-    for t in range(1, k * k):
-        i, j = divmod(t, k)
-        out = out + xp[:, :, i : i + H, j : j + W] * kernels[:, t : t + 1]
-    return out
-
-
-class _ExportableMetaDeblur(nn.Module):
-    """A :class:`MetaDeblur` that shares the original's layers and filters with :func:`shift_sum_filter`."""
-
-    def __init__(self, mbm: MetaDeblur) -> None:
-        super().__init__()
-        self.code, self.meta, self.out = mbm.code, mbm.meta, mbm.out
-        self.normalize_kernels = mbm.normalize_kernels
-        self.padding: Padding = mbm.padding
-        self.filter_size = round(mbm.meta.out_channels**0.5)
-
-    def forward(self, image: Tensor, kernel: Tensor) -> Tensor:
-        code = self.code(kernel.flatten(1))
-        spread = code[:, :, None, None].expand(-1, -1, image.shape[2], image.shape[3])
-        filters = self.meta(torch.cat([image, spread], dim=1))
-        if self.normalize_kernels:
-            filters = filters.softmax(dim=1)
-        return self.out(shift_sum_filter(image, filters, self.filter_size, padding=self.padding))
-
-
-def _swap_meta_deblurs(module: nn.Module) -> int:
-    swapped = 0
-    for name, child in module.named_children():
-        if isinstance(child, MetaDeblur):
-            setattr(module, name, _ExportableMetaDeblur(child))
-            swapped += 1
-        else:
-            swapped += _swap_meta_deblurs(child)
-    return swapped
-
-
 class _TupleOutputs(nn.Module):
     """``lr -> (sr, [kernel, noise])``: the named outputs of the network as a tuple of tensors."""
 
@@ -244,14 +163,25 @@ def output_names(model: nn.Module, example: Tensor) -> tuple[str, ...]:
     return ("sr", *(name for name in ("kernel", "noise") if isinstance(getattr(out, name, None), Tensor)))
 
 
-def exportable_module(model: nn.Module, names: tuple[str, ...]) -> nn.Module:
+def exportable_module(model: nn.Module, names: tuple[str, ...], *, arch: str | None = None) -> nn.Module:
     """An export-ready copy of `model` (eval mode, float32) returning the tuple of outputs `names`.
 
-    Every :class:`MetaDeblur` is replaced by a module that shares its layers and filters with
-    :func:`shift_sum_filter`; the original `model` is not modified.
+    The copy gets its architecture's ``prepare_export`` (DMSR: every meta-deblur module filters with
+    ``dynamic_filter(impl="traceable")``); the original `model` is not modified.
+
+    Args:
+        model: the network.
+        names: the outputs (:func:`output_names`).
+        arch: its architecture id; None looks it up from the network's class (nothing is prepared for a network
+            outside ``blindsr.archs.ARCHITECTURES``).
+
+    Raises:
+        KeyError: an unknown `arch`.
     """
+    architecture = get_architecture(arch) if arch is not None else architecture_of(model)
     net = copy.deepcopy(model).float().cpu().eval()
-    _swap_meta_deblurs(net)
+    if architecture is not None and architecture.prepare_export is not None:
+        architecture.prepare_export(net)
     return _TupleOutputs(net, names).eval()
 
 
@@ -474,7 +404,7 @@ def _write_metadata(path: Path, metadata: Mapping[str, str], doc: str, static: M
         entry.key, entry.value = key, value
     proto.doc_string = doc
     proto.producer_name = "blindsr"
-    proto.producer_version = blindsr.__version__
+    proto.producer_version = __version__
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
@@ -498,6 +428,7 @@ def export_onnx(
     shapes: Sequence[Sequence[int]] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     trace_shape: Sequence[int] | None = None,
+    arch: str | None = None,
 ) -> OnnxExport:
     """Export `model` to ONNX with dynamic batch, height and width, check it, and write it atomically.
 
@@ -516,6 +447,8 @@ def export_onnx(
         shapes: the parity-check inputs (default :data:`PARITY_SHAPES`); they should differ from `trace_shape`.
         tolerance: largest max |Δ| accepted per output.
         trace_shape: the example input's shape (default :data:`TRACE_SHAPE`).
+        arch: the network's architecture id, whose export preparation is applied (:func:`exportable_module`);
+            None looks it up from the network's class.
 
     Returns:
         What was written, with the parity results.
@@ -546,10 +479,10 @@ def export_onnx(
     names = output_names(ref_model, example)
     with torch.no_grad():
         static = dict(zip(names, (tuple(t.shape) for t in _TupleOutputs(ref_model, names)(example)), strict=True))
-    module = exportable_module(ref_model, names)
+    module = exportable_module(ref_model, names, arch=arch)
     meta = {str(k): _meta_value(v) for k, v in (metadata or {}).items()}
     meta.update({"exporter": exporter, "opset": str(opset), "torch_version": torch.__version__})
-    meta.setdefault("blindsr_version", blindsr.__version__)
+    meta.setdefault("blindsr_version", __version__)
     meta.setdefault("outputs", ", ".join(names))
     doc = (
         "blindsr super-resolution network. Input lr: (N, 3, H, W) float32 RGB in [0, 1]. Outputs: "
@@ -609,7 +542,7 @@ def model_metadata(loaded: LoadedModel) -> dict[str, str]:
         "scale": str(loaded.scale),
         "arch": loaded.arch,
         "arch_kwargs": json.dumps(dict(loaded.arch_kwargs), sort_keys=True),
-        "blindsr_version": blindsr.__version__,
+        "blindsr_version": __version__,
         "source_file": loaded.path.name,
         "source_sha256": sha256_file(loaded.path),
         "input": "lr (N, 3, H, W) float32 RGB in [0, 1]",
@@ -629,7 +562,7 @@ def export_model(name_or_path: str | os.PathLike[str], path: str | os.PathLike[s
     """
     require_onnx(runtime=kwargs.get("check", True), dynamo=kwargs.get("dynamo", False))
     loaded = load_model(name_or_path)
-    return export_onnx(loaded.model, path, metadata=model_metadata(loaded), **kwargs)
+    return export_onnx(loaded.model, path, metadata=model_metadata(loaded), arch=loaded.arch, **kwargs)
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

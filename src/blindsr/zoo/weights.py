@@ -4,13 +4,15 @@ A release file is a network's state dict (fp16 floating tensors by default) with
 
     format          "blindsr-model"
     blindsr_version the version that wrote it
-    arch            key into blindsr.nets.ARCHS
-    arch_kwargs     JSON object: exactly the constructor's keyword arguments
+    arch            key into blindsr.archs.ARCHITECTURES
+    arch_kwargs     JSON object: the constructor's keyword arguments, flat (the architecture's
+                    ``constructor_kwargs`` gathers MRDA's RDAN fields into the ``RDANOptions`` its constructors take)
     scale           the upscaling factor
     card            the card name it was exported for, or ""
     ...             extras (``blindsr export`` adds run_dir, config_sha256, step, network, ema)
 
-so ``load_model("runs/.../m.safetensors")`` rebuilds ``ARCHS[arch](**arch_kwargs)`` and loads it strictly, without
+so ``load_model("runs/.../m.safetensors")`` rebuilds the network from ``arch`` and ``arch_kwargs`` (its descriptor's
+``build``) and loads it strictly, without
 a card. ``load_model("dmsr-x4")`` finds the card, the file (``blindsr/zoo/weights/`` in the package, then
 ``$BLINDSR_HOME/weights/``; ``BLINDSR_HOME`` defaults to ``~/.cache/blindsr``), checks its sha256, and loads it
 the same way.
@@ -31,9 +33,9 @@ from typing import Any, Final
 import torch
 from torch import Tensor, nn
 
-import blindsr
-from blindsr.nets import ARCHS
+from blindsr.archs import ARCHITECTURES
 from blindsr.ops.checks import check_image_batch
+from blindsr.version import __version__
 from blindsr.zoo import cards as _cards
 from blindsr.zoo.card import ModelCard, parse_model_name
 
@@ -111,26 +113,26 @@ the meta device before anything is allocated, so a file with absurd ``arch_kwarg
 
 
 def _build(arch: str, arch_kwargs: Mapping[str, Any], *, meta: bool = False) -> nn.Module:
-    """``ARCHS[arch](**arch_kwargs)``, validated first on the meta device (no memory, no init cost): the constructor's
-    own argument checks and :data:`MAX_PARAMETERS`. Returns the meta-device module when `meta`.
+    """``ARCHITECTURES[arch].build(arch_kwargs)``, validated first on the meta device (no memory, no init cost): the
+    constructor's own argument checks and :data:`MAX_PARAMETERS`. Returns the meta-device module when `meta`.
 
     Raises:
         WeightsError: unknown architecture, arguments the constructor refuses, or a network above the size limit.
     """
-    if arch not in ARCHS:
-        raise WeightsError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)}); is blindsr up to date?")
-    constructor = ARCHS[arch]
+    architecture = ARCHITECTURES.get(arch)
+    if architecture is None:
+        raise WeightsError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)}); is blindsr up to date?")
     try:
         with _no_rng_side_effects():
             with torch.device("meta"):
-                skeleton = constructor(**arch_kwargs)
+                skeleton = architecture.build(arch_kwargs)
             n_params = sum(p.numel() for p in skeleton.parameters())
             if n_params > MAX_PARAMETERS:
                 raise WeightsError(
                     f"{arch}(**{dict(arch_kwargs)}) would have {n_params:,} parameters, above the limit of "
                     f"{MAX_PARAMETERS:,}; the file's arch_kwargs are damaged or not meant for this tool"
                 )
-            return skeleton if meta else constructor(**arch_kwargs)
+            return skeleton if meta else architecture.build(arch_kwargs)
     except (TypeError, ValueError, RuntimeError) as e:
         if isinstance(e, WeightsError):
             raise
@@ -170,14 +172,15 @@ def save_release(
 ) -> str:
     """Write `module`'s weights as a self-describing release file, atomically (temporary file + rename).
 
-    The state dict must match ``ARCHS[arch](**arch_kwargs)`` key for key and shape for shape (checked before
+    The state dict must match the network `arch` and `arch_kwargs` build key for key and shape for shape (checked before
     writing, on the meta device), so every file written here loads with :func:`load_model`.
 
     Args:
         module: the trained network.
         path: the ``.safetensors`` file to write; its own folder is created (not more: see blindsr.files).
-        arch: key into :data:`blindsr.nets.ARCHS`.
-        arch_kwargs: exactly the constructor's keyword arguments (JSON-serialisable).
+        arch: key into :data:`blindsr.archs.ARCHITECTURES`.
+        arch_kwargs: the constructor's keyword arguments as stored, flat and JSON-serialisable (the descriptor's
+            ``constructor_kwargs`` turns them into the constructor's, e.g. MRDA's ``RDANOptions``).
         scale: the upscaling factor (must equal ``arch_kwargs["scale"]`` when present).
         card: the card name the file is exported for (``<method>[-<role>]-x<scale>[.<tag>]``), or None.
         extra_metadata: more string metadata (values are converted with ``str``); may not override the reserved
@@ -222,7 +225,7 @@ def save_release(
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     metadata = {
         "format": FORMAT,
-        "blindsr_version": blindsr.__version__,
+        "blindsr_version": __version__,
         "arch": arch,
         "arch_kwargs": kwargs_json,
         "scale": str(scale),
@@ -323,7 +326,7 @@ class LoadedModel:
 
     Attributes:
         model: the network, in eval mode, on the requested device and dtype.
-        arch: its :data:`blindsr.nets.ARCHS` key.
+        arch: its :data:`blindsr.archs.ARCHITECTURES` key.
         arch_kwargs: the constructor's keyword arguments (read-only).
         scale: the upscaling factor.
         card: the card it was loaded by, or None when loaded by path.

@@ -7,14 +7,21 @@ Definition (correlation, row-major tap index, ``r = k // 2``)::
 
     z[b, c, p] = Σ_{i,j ∈ [-r, r]} kernels[b, (i + r)·k + (j + r), p] · x_pad[b, c, p + (i, j)]
 
-Two implementations with identical results:
+``dynamic_filter`` is the implementation; it pads with ``pad_for_filter`` and sums over the k² shifts of the padded
+input, in one of two ways (``impl``) that agree to rounding (about 1e-16 in float64):
 
-- ``dynamic_filter`` accumulates over the k² shifts of the padded input in a custom autograd function. Memory: the
-  forward keeps only the padded input (B·C·(H+2r)·(W+2r)) and the kernels it was given, and allocates the output
-  (B·C·H·W). The backward allocates the kernel gradient (B·k²·H·W, the size of the kernels themselves), the padded
-  input gradient and one B·C·H·W temporary at a time. Nothing of size B·C·k²·H·W is ever materialised.
-- ``dynamic_filter_unfold`` is the naive reference: ``F.unfold`` materialises B·C·k²·H·W values (3.2 GB in fp32
-  for B = 32, C = 3, k = 15 and 192×192 outputs) and autograd keeps them for the backward. For tests only.
+- ``"autograd"`` (default; training and inference) accumulates in place inside a custom autograd function.
+  Memory: the forward keeps only the padded input (B·C·(H+2r)·(W+2r)) and the kernels it was given, and allocates
+  the output (B·C·H·W). The backward allocates the kernel gradient (B·k²·H·W, the size of the kernels themselves),
+  the padded input gradient and one B·C·H·W temporary at a time. Nothing of size B·C·k²·H·W is ever materialised.
+- ``"traceable"`` (ONNX export, :mod:`blindsr.zoo.onnx`) writes the same sum with plain slices, products and
+  additions, and checks no shapes: both PyTorch ONNX exporters fail on the custom autograd function and on Python
+  arithmetic on sizes (the TorchScript tracer turns sizes into tensors; the torch.export-based exporter cannot
+  translate a remainder by a symbolic size). The filter size is therefore passed as a Python int, and the padding
+  indices are computed with tensor ops only. The graph has about 4k² nodes; memory stays O(C·H·W) per step.
+
+``dynamic_filter_unfold`` is the naive reference for tests: ``F.unfold`` materialises B·C·k²·H·W values (3.2 GB in
+fp32 for B = 32, C = 3, k = 15 and 192×192 outputs) and autograd keeps them for the backward.
 """
 
 from __future__ import annotations
@@ -27,24 +34,32 @@ from torch import Tensor
 
 from blindsr.ops.checks import check_image_batch
 
-__all__ = ["Padding", "dynamic_filter", "dynamic_filter_unfold", "pad_for_filter"]
+__all__ = ["FilterImpl", "Padding", "dynamic_filter", "dynamic_filter_unfold", "pad_for_filter"]
 
 Padding = Literal["reflect", "replicate", "zeros"]
+FilterImpl = Literal["autograd", "traceable"]
+"""How ``dynamic_filter`` computes the sum: see the module text."""
 
 
-def _reflect_index(n: int, r: int, device: torch.device) -> Tensor:
-    # Mirror without repeating the edge, like F.pad(mode="reflect"), but periodic so that any r works for any n
-    # (F.pad requires r < n, which a 15×15 filter on a tiny test image breaks).
+def _border_index(n: int, r: int, padding: Padding, device: torch.device) -> Tensor:
+    """Source row (or column) of each of the ``n + 2r`` padded positions, computed with tensor ops only.
+
+    ``n`` may be a traced or symbolic size (ONNX export): the largest valid index ``n − 1`` is taken from
+    ``arange(n)``, so that no exporter sees Python arithmetic on it. Reflect mirrors without repeating the edge, like
+    ``F.pad(mode="reflect")``, but periodically (period ``2(n − 1)``, or 1 when n = 1), so that any r works for any
+    n (``F.pad`` requires r < n, which a 15×15 filter on a tiny image breaks). Replicate repeats the edge.
+    """
+    last = torch.arange(n, device=device)[-1:]
     idx = torch.arange(-r, n + r, device=device)
-    if n == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (n - 1)
+    if padding == "replicate":
+        return torch.minimum(idx.clamp_min(0), last)
+    period = (2 * last).clamp_min(1)
     idx = torch.remainder(idx, period)
-    return torch.where(idx < n, idx, period - idx)
+    return torch.where(idx <= last, idx, period - idx)
 
 
 def pad_for_filter(x: Tensor, r: int, *, padding: Padding = "reflect") -> Tensor:
-    """Pad the last two dimensions of `x` by `r` on every side (differentiable).
+    """Pad the last two dimensions of `x` by `r` on every side (differentiable; traceable for ONNX export).
 
     Args:
         x: (B, C, H, W) tensor.
@@ -59,14 +74,10 @@ def pad_for_filter(x: Tensor, r: int, *, padding: Padding = "reflect") -> Tensor
         return x
     if padding == "zeros":
         return F.pad(x, (r, r, r, r))
-    H, W = x.shape[-2:]
-    if padding == "reflect":
-        rows, cols = _reflect_index(H, r, x.device), _reflect_index(W, r, x.device)
-    elif padding == "replicate":
-        rows = torch.arange(-r, H + r, device=x.device).clamp(0, H - 1)
-        cols = torch.arange(-r, W + r, device=x.device).clamp(0, W - 1)
-    else:
+    if padding not in ("reflect", "replicate"):
         raise ValueError(f"padding must be 'reflect', 'replicate' or 'zeros', got {padding!r}")
+    rows = _border_index(x.shape[-2], r, padding, x.device)
+    cols = _border_index(x.shape[-1], r, padding, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
@@ -125,26 +136,59 @@ class _ShiftFilter(torch.autograd.Function):
         return grad_xp, grad_k, None, None
 
 
-def dynamic_filter(
-    x: Tensor, kernels: Tensor, *, padding: Padding = "reflect", chunk_rows: int | None = None
-) -> Tensor:
-    """Filter every pixel of `x` with its own k×k filter, shared across channels (memory-efficient).
+def _shift_sum(xp: Tensor, kernels: Tensor, k: int, height: int, width: int) -> Tensor:
+    # the "traceable" sum: out-of-place, so that an exporter records plain slices, products and additions
+    out = xp[:, :, 0:height, 0:width] * kernels[:, 0:1]
+    for t in range(1, k * k):
+        i, j = divmod(t, k)
+        out = out + xp[:, :, i : i + height, j : j + width] * kernels[:, t : t + 1]
+    return out
 
-    Accumulates ``kernels[:, t] · shift_t(x_pad)`` over the k² taps t; see the module docstring for the formula
-    and the memory it needs. Differentiable in `x` and `kernels`.
+
+def dynamic_filter(
+    x: Tensor,
+    kernels: Tensor,
+    *,
+    padding: Padding = "reflect",
+    chunk_rows: int | None = None,
+    impl: FilterImpl = "autograd",
+    kernel_size: int | None = None,
+) -> Tensor:
+    """Filter every pixel of `x` with its own k×k filter, shared across channels.
+
+    Sums ``kernels[:, t] · shift_t(x_pad)`` over the k² taps t; see the module docstring for the formula, the two
+    implementations and the memory they need. Differentiable in `x` and `kernels`.
 
     Args:
         x: (B, C, H, W) float.
         kernels: (B, k*k, H, W), k odd; tap ``(i + r)·k + (j + r)`` weights the neighbour at offset (i, j)
             (row i, column j; correlation, not convolution).
         padding: how `x` is extended by ``r = k // 2`` beyond its border; see ``pad_for_filter``.
-        chunk_rows: process the output in blocks of this many rows (all taps per block), which keeps the
-            working set in cache for large images; None processes the whole image at once. Same result.
+        chunk_rows: ``"autograd"`` only: process the output in blocks of this many rows (all taps per block), which
+            keeps the working set in cache for large images; None processes the whole image at once. Same result.
+        impl: ``"autograd"`` (memory-efficient custom backward; shapes checked) or ``"traceable"`` (plain ops for
+            the ONNX exporters; no shape checks).
+        kernel_size: k. Required by ``"traceable"``, which must not infer it from a (traced) shape; checked against
+            `kernels` by ``"autograd"`` when given.
 
     Returns:
-        (B, C, H, W), in the common dtype of `x` and `kernels`.
+        (B, C, H, W): in the common dtype of `x` and `kernels` (``"autograd"``); by type promotion
+        (``"traceable"``).
+
+    Raises:
+        ValueError: bad shapes (``"autograd"``), a bad `chunk_rows`, `padding` or `impl`, or ``"traceable"``
+            without `kernel_size`.
     """
+    if impl == "traceable":
+        if kernel_size is None:
+            raise ValueError("dynamic_filter(impl='traceable') needs kernel_size")
+        xp = pad_for_filter(x, kernel_size // 2, padding=padding)
+        return _shift_sum(xp, kernels, kernel_size, x.shape[-2], x.shape[-1])
+    if impl != "autograd":
+        raise ValueError(f"impl must be 'autograd' or 'traceable', got {impl!r}")
     k = _filter_size(x, kernels)
+    if kernel_size is not None and kernel_size != k:
+        raise ValueError(f"kernel_size is {kernel_size}, but kernels has shape {tuple(kernels.shape)}")
     if chunk_rows is not None and chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer or None, got {chunk_rows}")
     dtype = torch.result_type(x, kernels)

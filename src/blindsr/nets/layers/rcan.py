@@ -1,7 +1,7 @@
 """RCAN building blocks: Image Super-Resolution Using Very Deep Residual Channel Attention Networks.
 
 Zhang et al., ECCV 2018, arXiv:1807.02758. Reference code (read, not copied): yulunzhang/RCAN@f722e5d and the
-PyTorch port in XPixelGroup/BasicSR@8d56e3a. Used as DMSR's backbone (DMSR spec 3.2–3.3).
+PyTorch port in XPixelGroup/BasicSR@8d56e3a. Used as DMSR's backbone (docs/specs/dmsr.md §3.2–3.3).
 
 Paper → code:
     Channel attention, CA (Sec. 3.3, Fig. 3) ................ ChannelAttention

@@ -1,9 +1,12 @@
-"""Tests for blindsr.data.io: reading every mode, writing every format, rounding, atomicity, bad files."""
+"""Tests for blindsr.data.images (dataset tensors): reading every mode, writing every format, rounding, atomicity,
+bad files."""
 
 from __future__ import annotations
 
 import ast
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from blindsr.data.io import (
+from blindsr.data.image_errors import ImageReadError, ImageWriteError
+from blindsr.data.images import (
     IMAGE_EXTENSIONS,
-    ImageReadError,
-    ImageWriteError,
     float_to_uint8,
     image_size,
     list_images,
@@ -201,7 +203,7 @@ def test_read_palette_with_transparency_and_pa(tmp_path: Path) -> None:
     assert out[:, 0, 2].tolist() == [0.0, 0.0, 1.0]
 
     # no common format stores "PA", so the conversion step is tested on an in-memory image
-    from blindsr.data.io import _pil_to_pixels
+    from blindsr.data.images import _pil_to_pixels
 
     pa = Image.new("PA", (2, 2))
     pa.putpalette([10, 20, 30] * 256)
@@ -384,12 +386,21 @@ def test_list_images_missing_folder(tmp_path: Path) -> None:
         list_images(tmp_path / "file.png")
 
 
-def test_pil_is_only_imported_inside_functions() -> None:
-    import blindsr.data.io as io_module
-
-    tree = ast.parse(Path(io_module.__file__).read_text())
+@pytest.mark.parametrize("module", ["image_errors", "images", "png16", "user_images"])
+def test_pil_and_pypng_are_only_imported_inside_functions(module: str) -> None:
+    path = Path(__file__).parents[2] / "src" / "blindsr" / "data" / f"{module}.py"
+    tree = ast.parse(path.read_text())
     top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     imported = {alias.name for node in top_level for alias in node.names} | {
         node.module for node in top_level if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert not any(name == "PIL" or name.startswith("PIL.") for name in imported)
+    assert not any(name in ("PIL", "png") or name.startswith("PIL.") for name in imported)
+
+
+def test_importing_the_image_modules_pulls_in_neither_pil_nor_pypng() -> None:
+    code = (
+        "import sys, blindsr.data.images, blindsr.data.user_images, blindsr.data.png16;"
+        "print(','.join(m for m in ('PIL', 'png') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,10 +1,12 @@
-"""Decoding hardening (blindsr.data.io): the 16-bit PNG decoder's bounds and errors, float and 32-bit integer TIFFs.
+"""Decoding hardening of the image readers: 16-bit colour PNG (blindsr.data.png16, through pypng), its bounds and
+errors; float and 32-bit integer TIFFs.
 
 Every malformed file here is built by the test itself, a few hundred bytes to a few hundred KB.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import tracemalloc
 import zlib
@@ -16,15 +18,14 @@ import torch
 from PIL import Image
 
 from blindsr.cli.main import main
-from blindsr.data.io import (
-    ImageReadError,
-    image_size,
+from blindsr.data.image_errors import ImageReadError
+from blindsr.data.images import image_size, read_image, read_image_uint8
+from blindsr.data.user_images import (
     loaded_from_array,
     loaded_from_pil,
+    loaded_to_array,
     loaded_to_pil,
-    read_image,
     read_image_any,
-    read_image_uint8,
     write_image_like,
 )
 from blindsr.nets.toy import ToySR
@@ -170,6 +171,112 @@ def test_image_data_that_inflates_past_the_image_is_not_inflated_further(tmp_pat
     assert (img.mode, img.bit_depth) == ("rgb", 16)
     assert torch.equal(img.rgb, torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32)) / 65535)
     assert peak < 8 << 20, f"{peak:,} bytes allocated"
+
+
+def _filtered_png16(pixels: np.ndarray, *, filters: list[int] | None = None) -> bytes:
+    """A 16-bit PNG whose row y uses PNG filter ``filters[y]`` (default y % 5: None, Sub, Up, Average, Paeth), as
+    libpng-based writers mix them (pypng, which writes ours, uses None on every row)."""
+    height, width, channels = pixels.shape
+    bpp = 2 * channels
+    raw = pixels.astype(">u2").view(np.uint8).reshape(height, width * bpp).astype(np.int64)
+    lines = []
+    for y in range(height):
+        kind = filters[y] if filters is not None else y % 5
+        row, up = raw[y], raw[y - 1] if y else np.zeros_like(raw[y])
+        left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])
+        up_left = np.concatenate([np.zeros(bpp, np.int64), up[:-bpp]])
+        p = left + up - up_left
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+        predictor = [np.zeros_like(row), left, up, (left + up) >> 1, paeth][kind] if kind < 5 else 0
+        lines.append(bytes([kind]) + ((row - predictor) & 0xFF).astype(np.uint8).tobytes())
+    colour_type = {2: 4, 3: 2, 4: 6}[channels]
+    header = struct.pack(">2I5B", width, height, 16, colour_type, 0, 0, 0)
+    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"".join(lines))) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16bit_pngs_with_every_row_filter_are_read_exactly(tmp_path: Path, channels: int) -> None:
+    pixels = RNG.integers(0, 65536, size=(40, 33, channels), dtype=np.uint16)
+    pixels[10:20] = 4321  # flat rows as well as noisy ones
+    (tmp_path / "f.png").write_bytes(_filtered_png16(pixels))
+    img = read_image_any(tmp_path / "f.png")
+    assert img.bit_depth == 16 and np.array_equal(loaded_to_array(img), pixels)
+
+
+def test_an_unknown_row_filter_is_a_one_line_read_error(tmp_path: Path) -> None:
+    pixels = RNG.integers(0, 65536, size=(6, 5, 3), dtype=np.uint16)
+    (tmp_path / "bad.png").write_bytes(_filtered_png16(pixels, filters=[0, 1, 2, 7, 0, 0]))
+    with pytest.raises(ImageReadError, match=r"corrupt PNG image data \(invalid filter type in row 3\)") as info:
+        read_image_any(tmp_path / "bad.png")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kept", "reason"),
+    [
+        (3 * 31, r"truncated \(PNG image data ends after 3 of 6 rows\)"),  # rows of 1 + 5 * 3 * 2 bytes
+        (6 * 31 - 7, r"truncated \(PNG image data ends after 5 of 6 rows\)"),  # inside the last row
+    ],
+    ids=["whole-rows-missing", "inside-a-row"],
+)
+def test_image_data_shorter_than_the_header_says_is_truncated(tmp_path: Path, kept: int, reason: str) -> None:
+    pixels = RNG.integers(0, 65536, size=(6, 5, 3), dtype=np.uint16)
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels.astype(">u2").reshape(6, 15))
+    header = _chunk(b"IHDR", struct.pack(">2I5B", 5, 6, 16, 2, 0, 0, 0))
+    (tmp_path / "short.png").write_bytes(
+        _SIGNATURE + header + _chunk(b"IDAT", zlib.compress(rows[:kept])) + _chunk(b"IEND", b"")
+    )
+    with pytest.raises(ImageReadError, match=reason):
+        read_image_any(tmp_path / "short.png")
+
+
+def test_corrupt_chunks_of_a_16bit_png_are_one_line_read_errors(tmp_path: Path) -> None:
+    good = _png16(tmp_path, "good.png").read_bytes()
+    no_iend = good[: good.rindex(b"IEND") - 4]
+    huge = good[:33] + (0x80000000).to_bytes(4, "big") + b"IDAT" + good[41:]
+    garbage = _png16(tmp_path, "g.png", after_idat=_chunk(b"\xff\xfe\xfd\xfc", b"abcd")).read_bytes()  # not letters
+    cases = {
+        "no-iend.png": (no_iend, r"truncated \(no PNG IEND chunk\)"),
+        "huge.png": (huge, r"corrupt PNG chunk length 2,147,483,648 \(more than 2\^31 - 1\)"),
+        "garbage.png": (garbage, r"corrupt PNG data \(Chunk \[255, 254, 253, 252\] has invalid Chunk Type"),
+        "zlib.png": (
+            _png16(tmp_path, "z.png", idat=b"not zlib data").read_bytes(),
+            r"corrupt PNG image data \(Error -3",
+        ),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageReadError, match=reason) as info:
+            read_image_any(tmp_path / name)
+        assert "\n" not in str(info.value) and name in str(info.value), name
+
+
+def test_an_interlaced_16bit_png_is_read_as_8_bits_by_pillow(tmp_path: Path) -> None:
+    import png
+
+    pixels = RNG.integers(0, 65536, size=(7, 9, 3), dtype=np.uint16)
+    with (tmp_path / "i.png").open("wb") as fh:
+        png.Writer(9, 7, greyscale=False, bitdepth=16, interlace=True).write(fh, pixels.reshape(7, 27).tolist())
+    img = read_image_any(tmp_path / "i.png")
+    assert (img.mode, img.bit_depth) == ("rgb", 8)
+    assert np.array_equal(loaded_to_array(img), (pixels >> 8).astype(np.uint8))
+
+
+def test_16bit_png_output_is_plain_pypng_data_with_the_metadata_before_it(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "blindsr-test"
+    img = loaded_from_array(RNG.integers(0, 65536, size=(5, 6, 4), dtype=np.uint16))
+    img = dataclasses.replace(img, exif=exif.tobytes(), icc_profile=b"a profile")
+    write_image_like(tmp_path / "m.png", img)
+    kinds = [kind for kind, _ in _chunks((tmp_path / "m.png").read_bytes())]
+    assert kinds == [b"IHDR", b"iCCP", b"eXIf", b"IDAT", b"IEND"]
+    back = read_image_any(tmp_path / "m.png")
+    assert back.icc_profile == b"a profile" and back.exif is not None
+    parsed = Image.Exif()
+    parsed.load(back.exif)
+    assert parsed[0x010F] == "blindsr-test"
+    assert np.array_equal(loaded_to_array(back), loaded_to_array(img))
 
 
 def test_a_corrupt_16bit_png_does_not_stop_an_upscale_batch(

@@ -1,151 +1,41 @@
-"""Per-architecture adapters: how a network is run tile by tile with **one** degradation estimate per image.
+"""DMSR as an architecture (``dmsr``): its descriptor, its tiled-inference adapter and its export preparation.
 
-A blind-SR network estimates the degradation of its input and restores the image with that estimate. Run naively
-on tiles, it would estimate a different degradation per tile (seams, inconsistent results). An adapter splits the
-network in the two phases :class:`~blindsr.inference.Upscaler` drives:
+The network itself is ``blindsr.nets.dmsr.DMSRNet`` (paper ↔ code map there). What this module adds:
 
-1. ``estimate(image)``: the degradation of the **whole** image, from all its tiles (or from a downscaled copy);
-2. ``restore_tile(window, tile, state)``: one tile's restoration with that shared estimate.
-
-Architectures without an adapter (``toy_sr``, anything whose output depends only on its input window) get
-:class:`PlainAdapter`: a plain forward per window.
-
-Adding an architecture is one class (``estimate``, ``restore_tile``, ``degradation``) and one line in
-:data:`ADAPTERS`; :class:`MRDAAdapter` is the shortest example.
+- :class:`DMSRAdapter`: one blur kernel ``K_est`` per image, pooled over all tiles, and whole-image channel-attention
+  statistics for the RCAN body (:class:`GlobalChannelAttention`), so a tiled image matches the whole-image run;
+- :func:`use_traceable_filters`: the ONNX export traces every meta-deblur module with the traceable form of its
+  per-pixel filter (``MetaDeblur.filter_impl``; the training form is a custom autograd function the exporters
+  cannot follow);
+- :data:`DMSR`: the descriptor. Release files store DMSRNet's keyword arguments as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final
 
-import torch
 from torch import Tensor, nn
 
-from blindsr.nets.dmsr import DMSRNet
+from blindsr.archs.base import Architecture, Degradation, TiledImage, TileOutput
+from blindsr.nets.dmsr import DMSRNet, MetaDeblur
 from blindsr.nets.layers.rcan import ChannelAttention
-from blindsr.nets.mrda import MRDAStudent
-from blindsr.ops.tiling import Tile, crop_core, window
+from blindsr.ops.tiling import Tile, crop_core
 
 __all__ = [
-    "ADAPTERS",
     "ATTENTION_PASSES",
+    "DMSR",
     "DMSRAdapter",
     "DMSRState",
-    "Degradation",
     "GlobalChannelAttention",
-    "InferenceAdapter",
-    "MRDAAdapter",
-    "MRDA_IDR_PIXELS",
-    "PlainAdapter",
-    "TileOutput",
-    "TiledImage",
-    "adapter_for",
+    "use_traceable_filters",
 ]
-
-StateT = TypeVar("StateT")
 
 ATTENTION_PASSES: Final = 2
 """Recording passes for whole-image channel-attention statistics (see :class:`GlobalChannelAttention`)."""
-
-
-@dataclass(frozen=True, eq=False)
-class TiledImage:
-    """One LR image and its tile plan, as an adapter's ``estimate`` sees it.
-
-    Attributes:
-        image: (1, 3, h, w) float32 RGB in [0, 1], wherever the caller keeps it (normally the CPU: a whole image is
-            never uploaded to the accelerator at once when it is tiled).
-        tiles: the plan (:func:`blindsr.ops.tiling.plan_tiles`); one tile covering everything when untiled.
-        device: where the network runs.
-    """
-
-    image: Tensor
-    tiles: tuple[Tile, ...]
-    device: torch.device
-
-    @property
-    def height(self) -> int:
-        """h."""
-        return int(self.image.shape[-2])
-
-    @property
-    def width(self) -> int:
-        """w."""
-        return int(self.image.shape[-1])
-
-    def windows(self) -> Iterator[tuple[Tile, Tensor]]:
-        """Each tile with its window (1, 3, h_win, w_win), moved to :attr:`device` one at a time."""
-        for tile in self.tiles:
-            yield tile, window(self.image, tile).to(self.device, torch.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class TileOutput:
-    """What an adapter returns for one window.
-
-    Attributes:
-        sr: (1, 3, s·h_win, s·w_win) the restored window.
-        noise: (1, 3, h_win, w_win) a per-pixel degradation map at LR size (DMSR's noise estimate), or None.
-    """
-
-    sr: Tensor
-    noise: Tensor | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Degradation:
-    """The whole-image degradation estimate, for the user.
-
-    Attributes:
-        kernel: (k, k) float32 blur kernel on the CPU (DMSR), or None.
-        idr: (d,) float32 implicit degradation representation on the CPU (MRDA), or None.
-    """
-
-    kernel: Tensor | None = None
-    idr: Tensor | None = None
-
-
-class InferenceAdapter(Protocol[StateT]):
-    """Runs one architecture in the two phases of tiled blind SR (see the module docstring)."""
-
-    def estimate(self, image: TiledImage) -> StateT:
-        """The degradation state of the whole image, shared by all its tiles (runs under no_grad and autocast)."""
-        ...
-
-    def restore_tile(self, window: Tensor, tile: Tile, state: StateT) -> TileOutput:
-        """Restore one window (1, 3, h_win, w_win), already on the device, with the shared state."""
-        ...
-
-    def degradation(self, state: StateT) -> Degradation:
-        """The user-facing part of the state (kernel, IDR), on the CPU."""
-        ...
-
-
-class PlainAdapter:
-    """Any SR network, one plain forward per window (its ``.sr`` when the output has one); no degradation."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def estimate(self, image: TiledImage) -> None:
-        """Nothing to estimate."""
-        return None
-
-    def restore_tile(self, window: Tensor, tile: Tile, state: None) -> TileOutput:
-        """``model(window)``."""
-        out = self.model(window)
-        sr = getattr(out, "sr", out)
-        if not isinstance(sr, Tensor):
-            raise TypeError(f"{type(self.model).__name__} returned {type(out).__name__}, not a tensor or .sr")
-        return TileOutput(sr=sr)
-
-    def degradation(self, state: None) -> Degradation:
-        """No degradation estimate."""
-        return Degradation()
 
 
 class GlobalChannelAttention:
@@ -311,54 +201,29 @@ class DMSRAdapter:
         return Degradation(kernel=state.kernel[0].detach().float().cpu())
 
 
-MRDA_IDR_PIXELS: Final = 1 << 20
-"""Largest LR image (pixels) whose IDR is computed at full size; larger ones use a bicubic-downscaled copy."""
+def use_traceable_filters(module: nn.Module) -> None:
+    """Make every :class:`~blindsr.nets.dmsr.MetaDeblur` in `module` run its per-pixel filter as
+    ``impl="traceable"`` (the same sums written as plain slices and products, which both ONNX exporters follow)."""
+    for mbm in module.modules():
+        if isinstance(mbm, MetaDeblur):
+            mbm.filter_impl = "traceable"
 
 
-class MRDAAdapter:
-    """MRDA's student: the IDR ``D_S = DEN_S(lr)`` once per image, then ``RDAN_S(window, D_S)`` per tile.
-
-    DEN_S ends in a global average pool over strided features, so the IDR is computed on the whole image in one
-    pass (up to :data:`MRDA_IDR_PIXELS` LR pixels; a larger image is first shrunk with MATLAB bicubic to that size,
-    which also shrinks its blur: a documented approximation). RDAN_S is local given the IDR (its dynamic kernels
-    come from the IDR, RDAM is a 1×1 map), so tiles with ``tile_pad`` of context match the whole image.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, MRDAStudent):
-            raise TypeError(f"MRDAAdapter needs an MRDAStudent, got {type(model).__name__}")
-        self.net = model
-
-    def estimate(self, image: TiledImage) -> Tensor:
-        """``DEN_S`` of the whole image (or of its downscaled copy): (1, d) on the device."""
-        lr = image.image
-        pixels = image.height * image.width
-        if pixels > MRDA_IDR_PIXELS:
-            from blindsr.ops.resize import imresize
-
-            factor = (MRDA_IDR_PIXELS / pixels) ** 0.5
-            size = (max(8, round(image.height * factor)), max(8, round(image.width * factor)))
-            lr = imresize(lr.float(), size=size).clamp(0.0, 1.0)
-        idr: Tensor = self.net.den(lr.to(image.device, torch.float32))
-        return idr
-
-    def restore_tile(self, window: Tensor, tile: Tile, state: Tensor) -> TileOutput:
-        """``RDAN_S(window, IDR)``."""
-        return TileOutput(sr=self.net.rdan(window, state.to(window.dtype)))
-
-    def degradation(self, state: Tensor) -> Degradation:
-        """The IDR (d,)."""
-        return Degradation(idr=state[0].detach().float().cpu())
-
-
-ADAPTERS: Final[Mapping[str, Callable[[nn.Module], InferenceAdapter[Any]]]] = {
-    "dmsr": DMSRAdapter,
-    "mrda_s": MRDAAdapter,
-}
-"""Architecture id (``blindsr.nets.ARCHS`` key) → adapter; the others get :class:`PlainAdapter`."""
-
-
-def adapter_for(arch: str, model: nn.Module) -> InferenceAdapter[Any]:
-    """The adapter of an architecture (:data:`ADAPTERS`), or :class:`PlainAdapter`."""
-    factory = ADAPTERS.get(arch)
-    return factory(model) if factory is not None else PlainAdapter(model)
+DMSR: Final = Architecture(
+    id="dmsr",
+    constructor=DMSRNet,
+    summary="DMSR: degradation extractor (blur kernel, noise map) + RCAN body with meta-denoise/deblur modules",
+    tiny_kwargs={
+        "scale": 2,
+        "n_feats": 8,
+        "n_groups": 1,
+        "n_blocks": 1,
+        "reduction": 4,
+        "extractor_channels": 8,
+        "mbm_identity_init": False,  # a random meta-deblur, so its per-pixel filter really filters
+    },
+    adapter=DMSRAdapter,
+    prepare_export=use_traceable_filters,
+    onnx=True,
+)
+"""``dmsr``: ``DMSRNet(**arch_kwargs)``, tiled with :class:`DMSRAdapter`, exported with traceable filters."""
