@@ -5,6 +5,7 @@ The networks are in ``blindsr.nets.mrda`` (paper ↔ code map there). What this 
 - :class:`MRDAAdapter`: the student's IDR ``D_S`` computed once per image, then RDAN_S per tile;
 - :func:`gather_rdan_options`: how a release file's flat ``arch_kwargs`` become the teacher's and the student's
   constructor arguments (below);
+- :func:`use_traceable_depthwise`: the student's ONNX export preparation (below);
 - the descriptors :data:`MRDA_S`, :data:`MRDA_T`, :data:`MRDA_MLN`.
 
 Stored arguments. A release file keeps how its network is built as one flat JSON object, ``arch_kwargs``. MRDA's
@@ -20,9 +21,12 @@ Nothing is renamed: the stored keys are the ``RDANOptions`` field names. (The st
 MRDA_T3's ``kernel_encoder.*`` → ``blur_encoder.*``, is mapped by ``MRDATeacher`` itself when weights are loaded.)
 The MLN's files store its keyword arguments as they are.
 
-Neither network exports to ONNX yet (``Architecture.onnx`` is False): the student's dynamic depthwise convolution
-derives its kernel size from a tensor's shape, which the tracer turns into a tensor that the size check refuses, and
-the MLN's bicubic skip freezes its resize weights at the traced size, as ``toy_sr``'s does.
+ONNX export (``Architecture.onnx``). The student exports: :func:`use_traceable_depthwise` switches the copy that
+is traced to the traceable form of its dynamic depthwise convolution (the grouped convolution of training and
+inference has ``groups = batch × channels``, which an ONNX graph cannot keep dynamic); the size checks of that
+convolution run in eager mode only. The MLN does not: its bicubic skip is rounded to 1/255 (``skip_quantize``), and
+any size-independent form of the skip differs from the matrix form by float32 rounding, which flips some of those
+roundings (a 1/255 difference, far above the parity tolerance). The teacher is not ``lr_only``.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ import torch
 from torch import Tensor, nn
 
 from blindsr.archs.base import Architecture, Degradation, TiledImage, TileOutput
+from blindsr.nets.layers.dynamic_depthwise import DepthwiseBranch
 from blindsr.nets.mrda import MetaLearningNetwork, MRDAStudent, MRDATeacher, RDANOptions
 from blindsr.ops.tiling import Tile
 
-__all__ = ["MRDA_IDR_PIXELS", "MRDA_MLN", "MRDA_S", "MRDA_T", "MRDAAdapter", "gather_rdan_options"]
+__all__ = [
+    "MRDA_IDR_PIXELS",
+    "MRDA_MLN",
+    "MRDA_S",
+    "MRDA_T",
+    "MRDAAdapter",
+    "gather_rdan_options",
+    "use_traceable_depthwise",
+]
 
 _RDAN_FIELDS: Final = tuple(f.name for f in fields(RDANOptions))
 
@@ -115,6 +128,15 @@ class MRDAAdapter:
         return Degradation(idr=state[0].detach().float().cpu())
 
 
+def use_traceable_depthwise(module: nn.Module) -> None:
+    """Make every :class:`~blindsr.nets.layers.dynamic_depthwise.DepthwiseBranch` in `module` apply its dynamic
+    kernels as ``impl="traceable"`` (shifted slices and products instead of a convolution whose group count, batch ×
+    channels, ONNX would freeze)."""
+    for branch in module.modules():
+        if isinstance(branch, DepthwiseBranch):
+            branch.impl = "traceable"
+
+
 MRDA_S: Final = Architecture(
     id="mrda_s",
     constructor=MRDAStudent,
@@ -122,8 +144,11 @@ MRDA_S: Final = Architecture(
     tiny_kwargs={"scale": 2, "n_feats": 8, "n_blocks": 2, "den_channels": 8, "idr_dim": 16},
     constructor_kwargs=functools.partial(gather_rdan_options, arch="mrda_s"),
     adapter=MRDAAdapter,
+    prepare_export=use_traceable_depthwise,
+    onnx=True,
 )
-"""``mrda_s``: ``MRDAStudent`` with RDAN's flat fields gathered, tiled with :class:`MRDAAdapter`."""
+"""``mrda_s``: ``MRDAStudent`` with RDAN's flat fields gathered, tiled with :class:`MRDAAdapter`, exported with
+traceable depthwise convolutions."""
 
 MRDA_T: Final = Architecture(
     id="mrda_t",

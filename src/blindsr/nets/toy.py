@@ -2,6 +2,9 @@
 
 Not a paper model: head conv, ``n_blocks`` residual blocks (conv-ReLU-conv), PixelShuffle upsampler, tail conv,
 plus MATLAB-bicubic upscaling of the input, so a network with zero output is exactly bicubic.
+
+The attribute ``traceable_skip`` (default False) computes that skip with ``ops.resize_traceable`` instead: the ONNX
+export sets it on its copy of the network (``blindsr.archs.toy``), since the matrix form is frozen at the traced size.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from torch import nn
 
 from blindsr.ops.checks import MAX_DEPTH, MAX_WIDTH, check_counts
 from blindsr.ops.resize import bicubic_upscale
+from blindsr.ops.resize_traceable import bicubic_upscale_traceable
 
 __all__ = ["ToySR"]
 
@@ -35,6 +39,7 @@ class ToySR(nn.Module):
         check_counts("ToySR", maximum=MAX_WIDTH, n_feats=n_feats)
         check_counts("ToySR", minimum=0, maximum=MAX_DEPTH, n_blocks=n_blocks)
         self.scale = scale
+        self.traceable_skip = False
         self.head = nn.Conv2d(3, n_feats, 3, padding=1)
         self.body = nn.Sequential(*(_ResBlock(n_feats) for _ in range(n_blocks)))
         self.upsample = nn.Sequential(nn.Conv2d(n_feats, n_feats * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
@@ -45,4 +50,5 @@ class ToySR(nn.Module):
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         feats = self.head(lr)
-        return self.tail(self.upsample(self.body(feats) + feats)) + bicubic_upscale(lr, self.scale)
+        skip = bicubic_upscale_traceable(lr, self.scale) if self.traceable_skip else bicubic_upscale(lr, self.scale)
+        return self.tail(self.upsample(self.body(feats) + feats)) + skip

@@ -24,10 +24,15 @@ here (2-core CPU shared with a training job): 87–129 s for ``dmsr-x4.lite`` ag
 the parity check on other sizes is there to catch. ``dynamo=True`` stays available (``blindsr export-onnx
 --dynamo``) for when torch drops the TorchScript exporter.
 
-Limits: only what the parity check covers is checked (random inputs, two sizes). Of the registered architectures only
-``dmsr`` exports (``Architecture.onnx``): ``toy_sr`` and MRDA's MLN compute their MATLAB-bicubic skip's resize
-weights from sizes (the TorchScript graph freezes them and fails the check, the torch.export one does not trace),
-and the MRDA student's dynamic convolution does not trace (``blindsr.archs.mrda``).
+The other architectures that export are prepared the same way: the MRDA student (``mrda_s``, every ``mrda-*`` zoo
+model) switches its dynamic depthwise convolutions to shifted slices (``blindsr.archs.mrda.use_traceable_depthwise``:
+the grouped convolution's group count, batch × channels, would freeze the batch), and ``toy_sr`` its MATLAB-bicubic
+skip to a form whose weights do not depend on the input size (``blindsr.archs.toy.use_traceable_skip``).
+
+Limits: only what the parity check covers is checked (random inputs, two sizes). ``Architecture.onnx`` says which
+architectures export (``dmsr``, ``mrda_s``, ``toy_sr``). MRDA's MLN does not: its bicubic skip is rounded to 1/255,
+and float32 rounding differences between any size-independent form and the matrix form flip some of those roundings
+(``blindsr.archs.mrda``).
 """
 
 from __future__ import annotations
