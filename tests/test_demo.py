@@ -7,11 +7,23 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from blindsr.demo import BICUBIC, ROUNDTRIP_LABELS, resolve_demo_models, run_demo, sample_paths
+import blindsr.demo
+from blindsr.demo import (
+    BICUBIC,
+    ROUNDTRIP_LABELS,
+    DemoModels,
+    RoundTripRow,
+    label_columns,
+    losses_to_bicubic,
+    resolve_demo_models,
+    run_demo,
+    sample_paths,
+)
 
 SCALE = 2
 
@@ -92,6 +104,91 @@ def test_report_names_models_and_has_sane_metrics(demo_run: tuple[Path, Path]) -
     assert (ROUNDTRIP_LABELS[-1], f"dmsr-x{SCALE}.lite") in means
     # heavy blur + noise (k2.6, n50): the trained model is far above bicubic (about +4 dB when measured)
     assert means[(ROUNDTRIP_LABELS[-1], f"dmsr-x{SCALE}.lite")] > means[(ROUNDTRIP_LABELS[-1], BICUBIC)] + 2.0
+
+
+_LINK = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
+_LOSS = re.compile(r"^- (\w+) at (k[\d.]+-n\d+): (\S+) ([+-][\d.]+) dB vs bicubic", re.M)
+
+
+def test_report_embeds_every_comparison_image(demo_run: tuple[Path, Path]) -> None:
+    out_dir, report = demo_run
+    links = _LINK.findall(report.read_text(encoding="utf-8"))
+    assert len(links) == len(sample_paths()) * len(ROUNDTRIP_LABELS)
+    for link in links:
+        assert not Path(link).is_absolute() and (report.parent / link).is_file(), link
+    assert sorted(report.parent / link for link in links) == sorted((out_dir / "roundtrip").glob("*_compare.png"))
+
+
+def test_compare_images_have_a_labelled_header_strip(demo_run: tuple[Path, Path]) -> None:
+    out_dir, _ = demo_run
+    with Image.open(out_dir / "roundtrip" / f"chelsea_{ROUNDTRIP_LABELS[0]}_compare.png") as img:
+        compare = np.asarray(img.convert("L"))
+    with Image.open(out_dir / "roundtrip" / f"chelsea_{ROUNDTRIP_LABELS[0]}_lr.png") as lr:
+        hr_h, hr_w = lr.size[1] * SCALE, lr.size[0] * SCALE
+    strip = compare.shape[0] - hr_h
+    assert 8 <= strip <= 30, "a header strip of about one line of text"
+    assert compare.shape[1] == 4 * hr_w + 3 * 4  # LR | bicubic | model | HR, 4-pixel gaps
+    header = compare[:strip]
+    assert (header > 200).mean() > 0.8, "white, with text"
+    for i in range(4):  # a label above every column
+        assert header[:, i * (hr_w + 4) : i * (hr_w + 4) + hr_w].min() < 100
+
+
+def test_label_columns_fits_long_labels() -> None:
+    image = torch.rand(3, 20, 2 * 40 + 4)
+    out = label_columns(image, [40, 40], ["a very long label that cannot fit", "HR"])
+    assert out.shape[0] == 3 and out.shape[2] == image.shape[2] and out.shape[1] > 20
+    assert torch.equal(out[:, -20:], image)
+    assert float(out[:, : out.shape[1] - 20, :40].min()) < 0.5  # something of the first label is drawn
+    with pytest.raises(ValueError, match="2 panels but 1 labels"):
+        label_columns(image, [40, 40], ["x"])
+
+
+def test_losses_to_bicubic_selects_the_cells_a_model_loses() -> None:
+    def row(stem: str, label: str, model: str, psnr: float) -> RoundTripRow:
+        return RoundTripRow(stem, label, model, (8, 8), (4, 4), psnr, 0.5)
+
+    rows = [
+        row("chelsea", "k0.2-n0", BICUBIC, 29.65),
+        row("chelsea", "k0.2-n0", "m", 28.66),
+        row("chelsea", "k2.6-n50", BICUBIC, 20.0),
+        row("chelsea", "k2.6-n50", "m", 22.0),
+        row("coffee", "k0.2-n0", "m", 1.0),  # no bicubic row to compare with
+    ]
+    (loss,) = losses_to_bicubic(rows)
+    assert (loss.stem, loss.label, loss.model, round(loss.delta, 2)) == ("chelsea", "k0.2-n0", "m", -0.99)
+
+
+def test_report_lists_where_the_model_loses(demo_run: tuple[Path, Path]) -> None:
+    _, report = demo_run
+    text = report.read_text(encoding="utf-8")
+    psnr = {(stem, label, model): float(p) for stem, label, model, p, _ in _ROW.findall(text)}
+    expected = {
+        (stem, label, model, f"{p - psnr[(stem, label, BICUBIC)]:+.2f}")
+        for (stem, label, model), p in psnr.items()
+        if model != BICUBIC and p < psnr[(stem, label, BICUBIC)]
+    }
+    assert set(_LOSS.findall(text)) == expected
+    assert "### Where the model loses to bicubic" in text
+    if not expected:
+        assert "Nowhere in this run" in text
+
+
+def test_a_model_worse_than_bicubic_is_pointed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindsr.ops.resize import bicubic_upscale
+
+    def worse(lr: torch.Tensor, scale: int) -> torch.Tensor:  # bicubic, then brighter: lower PSNR everywhere
+        return (bicubic_upscale(lr, scale) + 0.1).clamp(0.0, 1.0)
+
+    def fake_models(model: str, scale: int, device: torch.device) -> DemoModels:
+        return DemoModels("worse", "worse", worse, worse, "a synthetic model that loses")
+
+    monkeypatch.setattr(blindsr.demo, "resolve_demo_models", fake_models)
+    text = run_demo(out_dir=tmp_path, scale=SCALE).read_text(encoding="utf-8")
+    losses = _LOSS.findall(text)
+    assert len(losses) == len(sample_paths()) * len(ROUNDTRIP_LABELS)
+    assert all(model == "worse" and float(delta) < 0 for _, _, model, delta in losses)
+    assert "Nowhere in this run" not in text
 
 
 def test_bicubic_only(tmp_path: Path) -> None:

@@ -19,9 +19,12 @@ trained model is installed (or ``model="bicubic"``), the demo runs bicubic alone
    (its noise-free variant for the noise-free setting) and scored with PSNR/SSIM under the ``sr-y`` protocol
    (MATLAB Y, ``scale``-pixel border crop, 8-bit). For each (image, setting) it writes the clipped LR preview
    ``<stem>_<label>_lr.png`` and a comparison ``<stem>_<label>_compare.png`` (LR nearest-upsampled | bicubic SR |
-   model SR | HR) to ``<out_dir>/roundtrip/``.
+   model SR | HR, under a header strip that names each column, with its PSNR, in PIL's default font) to
+   ``<out_dir>/roundtrip/``.
 
-Everything is summarised in ``<out_dir>/report.md`` and on the console. Run it with::
+Everything is summarised in ``<out_dir>/report.md`` (which shows the comparison images through relative links and
+lists the images and settings where the model scores below bicubic, :func:`losses_to_bicubic`) and on the
+console. Run it with::
 
     python -m blindsr.demo --out-dir demo_out [--scale 4] [--model auto] [--device cpu]
 
@@ -46,7 +49,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-__all__ = ["BICUBIC", "ROUNDTRIP_LABELS", "DemoModels", "resolve_demo_models", "run_demo", "sample_paths"]
+__all__ = [
+    "BICUBIC",
+    "ROUNDTRIP_LABELS",
+    "BicubicLoss",
+    "DemoModels",
+    "RoundTripRow",
+    "label_columns",
+    "losses_to_bicubic",
+    "resolve_demo_models",
+    "run_demo",
+    "sample_paths",
+]
 
 BICUBIC = "bicubic"
 """The name of the baseline every row is compared with (MATLAB-exact bicubic, no weights)."""
@@ -55,6 +69,7 @@ ROUNDTRIP_LABELS: tuple[str, ...] = ("k0.2-n0", "k1.3-n15", "k2.6-n50")
 """The ``dmsr-grid`` settings of the round trip: kernel σ 0.2 / 1.3 / 2.6 with noise 0 / 15 / 50 (0-255 scale)."""
 DATASET_NAME = "samples"  # part of the noise seed of each (image, setting) cell
 _GAP = 4  # white pixels between the panels of a comparison image
+_HEADER_PAD = 3  # white pixels above and below the column labels of a comparison image
 
 
 @dataclass(frozen=True)
@@ -137,7 +152,19 @@ class _UpscaleRow:
 
 
 @dataclass(frozen=True)
-class _RoundTripRow:
+class RoundTripRow:
+    """One scored cell of the round trip: an image, a degradation setting, a model (or bicubic).
+
+    Attributes:
+        stem: the sample's file stem (``chelsea``).
+        label: the ``dmsr-grid`` setting (``k0.2-n0``).
+        model: the model's name, or :data:`BICUBIC`.
+        hr_size: (H, W) of the modcropped HR.
+        lr_size: (H, W) of the degraded LR.
+        psnr: PSNR in dB (``sr-y``).
+        ssim: SSIM (``sr-y``).
+    """
+
     stem: str
     label: str
     model: str
@@ -145,6 +172,52 @@ class _RoundTripRow:
     lr_size: tuple[int, int]
     psnr: float
     ssim: float
+
+
+@dataclass(frozen=True)
+class BicubicLoss:
+    """An (image, setting) where a model scores a lower PSNR than bicubic on the same LR.
+
+    Attributes:
+        stem: the sample's file stem.
+        label: the setting.
+        model: the model that lost.
+        psnr: its PSNR (dB).
+        bicubic_psnr: bicubic's PSNR (dB) on the same LR.
+    """
+
+    stem: str
+    label: str
+    model: str
+    psnr: float
+    bicubic_psnr: float
+
+    @property
+    def delta(self) -> float:
+        """Model minus bicubic PSNR (dB), negative."""
+        return self.psnr - self.bicubic_psnr
+
+
+def losses_to_bicubic(rows: Sequence[RoundTripRow]) -> list[BicubicLoss]:
+    """The cells where a model's PSNR is below bicubic's, in the order of `rows`.
+
+    Args:
+        rows: round-trip rows; a cell's bicubic row and model rows share its ``(stem, label)``.
+
+    Returns:
+        One entry per losing (image, setting, model); cells without a bicubic row are skipped.
+
+    >>> rows = [RoundTripRow("a", "k0", BICUBIC, (8, 8), (4, 4), 30.0, 0.9),
+    ...         RoundTripRow("a", "k0", "m", (8, 8), (4, 4), 29.0, 0.9)]
+    >>> [(x.stem, x.label, round(x.delta, 2)) for x in losses_to_bicubic(rows)]
+    [('a', 'k0', -1.0)]
+    """
+    bicubic = {(r.stem, r.label): r.psnr for r in rows if r.model == BICUBIC}
+    return [
+        BicubicLoss(r.stem, r.label, r.model, r.psnr, bicubic[(r.stem, r.label)])
+        for r in rows
+        if r.model != BICUBIC and (r.stem, r.label) in bicubic and r.psnr < bicubic[(r.stem, r.label)]
+    ]
 
 
 def sample_paths() -> list[Path]:
@@ -194,6 +267,46 @@ def _side_by_side(panels: Sequence[torch.Tensor], gap: int = _GAP) -> torch.Tens
             parts.append(white)
         parts.append(panel)
     return torch.cat(parts, dim=-1)
+
+
+def label_columns(image: torch.Tensor, widths: Sequence[int], labels: Sequence[str], gap: int = _GAP) -> torch.Tensor:
+    """Put a white header strip above a side-by-side image, naming each column in PIL's default font.
+
+    Args:
+        image: (3, H, W) float in [0, 1], panels of `widths` pixels separated by `gap` white columns.
+        widths: each panel's width.
+        labels: each panel's label, centred above it; a label wider than its panel loses words from its end
+            (then characters) until it fits.
+        gap: the columns between panels.
+
+    Returns:
+        (3, H + strip, W): the strip (black text on white, as high as the font plus a few pixels) above `image`.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(widths) != len(labels):
+        raise ValueError(f"{len(widths)} panels but {len(labels)} labels")
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    text_height = max(int(draw.textbbox((0, 0), "Ag|", font=font)[3]), 1)
+    strip = Image.new("L", (int(image.shape[-1]), text_height + 2 * _HEADER_PAD), 255)
+    draw = ImageDraw.Draw(strip)
+    left = 0
+    for width, label in zip(widths, labels, strict=True):
+        text = label
+        while text and draw.textlength(text, font=font) > width:
+            text = text.rsplit(" ", 1)[0] if " " in text else text[:-1]
+        offset = max(0.0, (width - draw.textlength(text, font=font)) / 2)
+        draw.text((left + offset, _HEADER_PAD), text, fill=0, font=font)
+        left += width + gap
+    header = torch.frombuffer(bytearray(strip.tobytes()), dtype=torch.uint8).view(strip.height, strip.width)
+    header = header.to(image.device, image.dtype).div(255.0).expand(3, -1, -1)
+    return torch.cat([header, image], dim=-2)
+
+
+def _column_labels(names: Sequence[str], psnrs: Sequence[float]) -> list[str]:
+    """LR, then each upscaler's name with its PSNR, then HR (the columns of a comparison image)."""
+    return ["LR (nearest)", *(f"{n} {p:.2f} dB" for n, p in zip(names, psnrs, strict=True)), "HR"]
 
 
 def _hw(image: torch.Tensor) -> tuple[int, int]:
@@ -257,7 +370,7 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu", model: str =
 
     started = time.perf_counter()
     up_rows: list[_UpscaleRow] = []
-    rt_rows: list[_RoundTripRow] = []
+    rt_rows: list[RoundTripRow] = []
     with torch.inference_mode():
         for path in tqdm(samples, desc="demo", unit="image", leave=False):
             stem = path.stem
@@ -293,16 +406,20 @@ def run_demo(*, out_dir: Path, scale: int = 4, device: str = "cpu", model: str =
                     assert fn is not None
                     candidates.append((name, fn))
                 panels = [F.interpolate(lr.clamp(0.0, 1.0), scale_factor=scale, mode="nearest")[0]]
+                scored: list[RoundTripRow] = []
                 for name, upscale in candidates:
                     sr_rt = upscale(lr, scale).float()
                     psnr, ssim = psnr_and_ssim(sr_rt, hr, scale=scale)
-                    rt_rows.append(
-                        _RoundTripRow(stem, setting.label, name, _hw(hr), _hw(lr), float(psnr[0]), float(ssim[0]))
+                    scored.append(
+                        RoundTripRow(stem, setting.label, name, _hw(hr), _hw(lr), float(psnr[0]), float(ssim[0]))
                     )
                     panels.append(sr_rt[0].clamp(0.0, 1.0))
+                rt_rows += scored
                 write_image(rt_dir / f"{stem}_{setting.label}_lr.png", lr.clamp(0.0, 1.0)[0])
                 panels.append(hr[0])
-                write_image(rt_dir / f"{stem}_{setting.label}_compare.png", _side_by_side(panels))
+                labels = _column_labels([r.model for r in scored], [r.psnr for r in scored])
+                compare = label_columns(_side_by_side(panels), [int(p.shape[-1]) for p in panels], labels)
+                write_image(rt_dir / f"{stem}_{setting.label}_compare.png", compare)
     elapsed = time.perf_counter() - started
 
     means: dict[tuple[str, str], tuple[float, float]] = {}
@@ -351,7 +468,7 @@ def _report_text(
     scale: int,
     models: DemoModels,
     up_rows: list[_UpscaleRow],
-    rt_rows: list[_RoundTripRow],
+    rt_rows: list[RoundTripRow],
     means: dict[tuple[str, str], tuple[float, float]],
     n_images: int,
     elapsed: float,
@@ -412,7 +529,8 @@ def _report_text(
         ),
         "",
         "Files in `roundtrip/`: `<image>_<setting>_lr.png` (the LR, clipped to [0, 1] for viewing) and "
-        f"`<image>_<setting>_compare.png` ({compare}).",
+        f"`<image>_<setting>_compare.png` ({compare}; each column is named, with its PSNR, above it); the "
+        "comparisons are shown at the end of this report.",
         "",
         "| Image | HR size | LR size | Setting | Model | PSNR (dB) | SSIM | Metric protocol | Preset |",
         "|-------|--------:|--------:|---------|-------|----------:|-----:|-----------------|--------|",
@@ -439,6 +557,24 @@ def _report_text(
         "those).",
         "",
     ]
+    if models.learned:
+        lines += ["### Where the model loses to bicubic", ""]
+        losses = losses_to_bicubic(rt_rows)
+        if losses:
+            lines.append("PSNR below bicubic's on the same LR, in this run:")
+            lines.append("")
+            lines += [
+                f"- {x.stem} at {x.label}: {x.model} {x.delta:+.2f} dB vs bicubic ({x.psnr:.2f} vs "
+                f"{x.bicubic_psnr:.2f} dB)"
+                for x in losses
+            ]
+        else:
+            lines.append("Nowhere in this run: the model's PSNR is above bicubic's for every image and setting.")
+        lines.append("")
+    lines += ["## 3. Comparisons", "", f"{compare}; the PSNR of each upscaler is in its column's label.", ""]
+    for stem in dict.fromkeys(r.stem for r in rt_rows):
+        for label in dict.fromkeys(r.label for r in rt_rows if r.stem == stem):
+            lines += [f"![{stem} at {label}: {compare}](roundtrip/{stem}_{label}_compare.png)", ""]
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2 instead of http
     from fastapi.testclient import TestClient  # noqa: E402
 
 from blindsr.cli.main import main  # noqa: E402
-from blindsr.data.images import read_image_uint8  # noqa: E402
+from blindsr.data.images import read_image_uint8, write_image  # noqa: E402
 from blindsr.serve import create_app  # noqa: E402
 from blindsr.serve.jobs import summarize_degradation  # noqa: E402
 from blindsr.serve.page import PAGE_HTML  # noqa: E402
@@ -208,17 +209,75 @@ def test_outscale_below_native(client: TestClient, inputs: Path, write_png: PngW
     assert _decode_png(client.get(data["urls"]["result"]).content, inputs).shape == (12, 20, 3)
 
 
-def test_gray_and_transparent_images_become_rgb(client: TestClient, inputs: Path) -> None:
-    from blindsr.data.images import write_image
+def _rgba_upload(path: Path) -> np.ndarray:
+    """A 16x20 RGBA PNG: left half fully transparent over a hidden bright red, right half opaque texture."""
+    rng = np.random.default_rng(3)
+    pixels = np.zeros((16, 20, 4), np.uint8)
+    pixels[:, :, :3] = rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    pixels[:, :10, :3] = (255, 0, 0)  # the hidden colour: must not show where the input is transparent
+    pixels[:, 10:, 3] = 255
+    write_image(path, pixels)
+    return pixels
 
-    gray = inputs / "gray.png"
-    write_image(gray, np.full((8, 10), 100, np.uint8))
+
+def test_a_transparent_upload_keeps_its_alpha(
+    client: TestClient, tiny_release: Path, inputs: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
     rgba = inputs / "rgba.png"
-    write_image(rgba, np.full((8, 10, 4), 100, np.uint8))
-    for path in (gray, rgba):
-        response = _upload(client, path)
-        assert response.status_code == 200, response.text
-        assert response.json()["output"] == {"width": 20, "height": 16}
+    _rgba_upload(rgba)
+    response = _upload(client, rgba)
+    assert response.status_code == 200, response.text
+    assert response.json()["output"] == {"width": 40, "height": 32}
+    for name in ("result", "bicubic"):
+        out = tmp_path / f"{name}.png"
+        out.write_bytes(client.get(response.json()["urls"][name]).content)
+        with Image.open(out) as img:
+            assert img.mode == "RGBA"
+            pixels = np.asarray(img)
+        assert pixels.shape == (32, 40, 4)
+        assert (pixels[:, :16, 3] == 0).all(), "transparent input pixels must stay transparent"
+        assert (pixels[:, 24:, 3] == 255).all(), "opaque input pixels must stay opaque"
+    download = client.get(response.json()["urls"]["download"]).content
+    assert download == client.get(response.json()["urls"]["result"]).content
+
+    # the same pixels as `blindsr upscale` writes for that file (colour through the model, alpha bicubic)
+    assert main(["upscale", str(rgba), "-m", str(tiny_release), "-o", str(tmp_path / "cli.png"), "-q"]) == 0
+    with Image.open(tmp_path / "cli.png") as cli, Image.open(tmp_path / "result.png") as served:
+        assert cli.mode == "RGBA" and np.array_equal(np.asarray(cli), np.asarray(served))
+
+
+def test_gray_with_alpha_stays_gray_with_alpha(client: TestClient, inputs: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    la = inputs / "la.png"
+    pixels = np.full((8, 10, 2), 100, np.uint8)
+    pixels[:, :5, 1] = 0
+    pixels[:, 5:, 1] = 255
+    Image.fromarray(pixels, mode="LA").save(la)
+    response = _upload(client, la)
+    assert response.status_code == 200, response.text
+    out = tmp_path / "result.png"
+    out.write_bytes(client.get(response.json()["urls"]["result"]).content)
+    with Image.open(out) as img:
+        assert img.mode == "LA" and img.size == (20, 16)
+        assert (np.asarray(img)[:, :8, 1] == 0).all()
+
+
+def test_an_opaque_upload_still_gives_rgb(client: TestClient, inputs: Path, write_png: PngWriter) -> None:
+    from PIL import Image
+
+    response = _upload(client, write_png(inputs / "rgb.png", 8, 10))
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(client.get(response.json()["urls"]["result"]).content)) as img:
+        assert img.mode == "RGB"
+
+
+def test_the_page_shows_results_on_a_checkerboard() -> None:
+    rule = re.search(r"\.compare img \{([^}]*)\}", PAGE_HTML)  # both compared images, so the slider hides nothing
+    assert rule is not None and "repeating-conic-gradient" in rule.group(1) and "background-size" in rule.group(1)
+    assert "Transparency is dropped" not in PAGE_HTML
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -442,7 +501,7 @@ def test_cli_without_the_demo_extra(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     err = capsys.readouterr().err
     assert err == (
         "blindsr serve: error: the web demo needs fastapi, uvicorn and python-multipart (uvicorn is missing): "
-        "pip install 'blindsr[demo]'\n"
+        "pip install -e '.[demo]' in the blindsr clone\n"
     )
 
 

@@ -233,3 +233,31 @@ def test_upload_compare_download_in_a_browser(browser: Any, server: str, tmp_pat
     # nothing came from anywhere but the server (the page's CSP forbids it; this checks the page obeys)
     resources = driver.execute_script("return performance.getEntriesByType('resource').map((e) => e.name);")
     assert resources and all(name.startswith(server) for name in resources), resources
+
+
+def test_a_transparent_result_shows_a_checkerboard_in_a_browser(browser: Any, server: str, tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    from blindsr.data.images import write_image
+
+    pixels = np.zeros((16, 24, 4), np.uint8)
+    pixels[..., :3] = (255, 0, 0)  # hidden under alpha 0 everywhere: nothing red may reach the screen
+    image = tmp_path / "input" / "clear.png"
+    write_image(image, pixels)
+
+    driver = browser
+    driver.get(server)
+    _wait(driver, lambda d: d.find_element(By.ID, "model").get_attribute("value"), "the model list")
+    driver.find_element(By.ID, "file").send_keys(str(image))
+    driver.find_element(By.ID, "run").click()
+    _wait(driver, lambda d: d.find_element(By.ID, "result").is_displayed(), "the result")
+    shot = np.asarray(Image.open(io.BytesIO(driver.find_element(By.ID, "compare").screenshot_as_png)).convert("RGB"))
+    inner = shot[4:-4, 4:-4].astype(int)  # inside the frame: both halves of the slider
+    red = (inner[..., 0] > 150) & (inner[..., 1] < 100) & (inner[..., 2] < 100)
+    assert not red.any(), "the colour under transparent pixels shows"
+    levels = {tuple(p) for p in inner.reshape(-1, 3)[::7]}
+    assert (255, 255, 255) in levels and len(levels) >= 2, "a two-tone checkerboard, not a flat background"

@@ -25,9 +25,12 @@ one image at a time: an upload that arrives during a job is answered "busy" (HTT
 Limits, each answered with HTTP 413 and a message: --max-upload-mb (file size), --max-megapixels (image size, a
 decompression bomb included) and --max-job-gmac (estimated work: input pixels x the model's multiply-accumulates
 per pixel; the default 200 GMAC is about 0.17 MP with dmsr-x4, under a minute on a 2-core CPU). A job whose client
-goes away (closed tab, dropped connection) is cancelled at the model's next tile or layer.
+goes away (closed tab, dropped connection) is cancelled at the model's next tile or layer. Results keep the
+input's kind as `blindsr upscale` does (8-bit): gray stays gray, and transparency is kept (alpha upscaled
+separately with bicubic; the page shows it on a checkerboard).
 Uploads and results live in one temporary directory, deleted at shutdown; the last --max-results results stay
-downloadable. The page loads nothing from the internet. Needs the demo extra: pip install 'blindsr[demo]'."""
+downloadable. The page loads nothing from the internet. Needs the demo extra: pip install -e '.[demo]' in the
+blindsr clone."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         missing = e.name or "a dependency"
         raise CLIError(
             f"the web demo needs fastapi, uvicorn and python-multipart ({missing} is missing): "
-            "pip install 'blindsr[demo]'"
+            "pip install -e '.[demo]' in the blindsr clone"
         ) from e
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")

@@ -5,7 +5,7 @@
 * ``jobs.py``: the work without HTTP: the models on offer, one upscaling job, the temporary result folder;
 * ``page.py``: the single page, inline CSS and vanilla JavaScript, nothing loaded from elsewhere.
 
-Install the extra with ``pip install 'blindsr[demo]'``.
+Install the extra with ``pip install -e '.[demo]'`` in the blindsr clone.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ A job takes the uploaded bytes, checks them (decodable image, pixel limit), upsc
 ``kernel``   the estimated blur kernel, enlarged (models that estimate one, e.g. DMSR);
 ``noise``    the estimated noise map (same).
 
+Both images keep the input's kind as ``blindsr upscale`` does, at 8 bits: gray stays gray, and an input with
+transparency (RGBA, gray+alpha, a palette's transparent colour) gives an RGBA (or gray+alpha) PNG whose alpha is
+the input's alpha enlarged separately with MATLAB bicubic, the colour under it upscaled by the model as it is.
+
 Every folder is inside one :class:`tempfile.TemporaryDirectory` per server (:class:`ResultStore`), created on the
 first job, which keeps the last ``max_results`` jobs and deletes older ones; :meth:`ResultStore.close` removes the
 lot. Nothing is written anywhere else.
@@ -42,8 +46,8 @@ import numpy as np
 import torch
 
 from blindsr.data.image_errors import ImageReadError
-from blindsr.data.images import IMAGE_EXTENSIONS, image_size, read_image_uint8, write_image
-from blindsr.data.user_images import LUMA_WEIGHTS
+from blindsr.data.images import IMAGE_EXTENSIONS, image_size, write_image
+from blindsr.data.user_images import LUMA_WEIGHTS, ImageMode, LoadedImage, read_image_any, write_pixels_like
 from blindsr.ops.resize import imresize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -594,6 +598,37 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(y, 0.0, 255.0) + np.float32(0.5)).astype(np.uint8)
 
 
+def _read_upload(path: Path, max_pixels: int) -> tuple[np.ndarray, torch.Tensor | None]:
+    """The upload as (H, W, 3) uint8 RGB (gray replicated), and its (1, H, W) float32 alpha in [0, 1] or None.
+
+    Read by :func:`blindsr.data.user_images.read_image_any`, as ``blindsr upscale`` reads its inputs: the EXIF
+    orientation applied, the colour under transparent pixels kept as stored, the alpha channel (or a palette's
+    transparent colour) alongside; deeper images are rounded to 8 bits (8-bit files give their stored values).
+    """
+    loaded = read_image_any(path, max_pixels=max_pixels)
+    return _quantise(loaded.rgb), loaded.alpha
+
+
+def _quantise(chw: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, C) uint8, ``floor(255 x + 0.5)`` (MATLAB rounding, as the writers do)."""
+    pixels = chw.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy()
+    return np.floor(np.clip(pixels, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
+def _upscale_alpha(alpha: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(1, h, w) float alpha -> (H, W, 1) uint8 at `size`: MATLAB bicubic, clamped, quantised, as
+    :class:`blindsr.inference.Upscaler` upscales an image's alpha."""
+    return _quantise(imresize(alpha.unsqueeze(0).float(), size=size)[0].clamp_(0.0, 1.0))
+
+
+def _write_with_alpha(path: Path, colour: np.ndarray, alpha: np.ndarray) -> None:
+    """(H, W) gray or (H, W, 3) RGB uint8 colour and (H, W, 1) uint8 alpha -> a gray+alpha or RGBA PNG."""
+    colour = colour[:, :, None] if colour.ndim == 2 else colour
+    mode: ImageMode = "gray_alpha" if colour.shape[2] == 1 else "rgba"
+    like = LoadedImage(rgb=torch.zeros(3, 1, 1), alpha=None, mode=mode, bit_depth=8)
+    write_pixels_like(path, np.concatenate([colour, alpha], axis=2), like=like)
+
+
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise JobCancelledError()
@@ -704,7 +739,7 @@ def run_job(
                 )
             if max_macs is not None:
                 _check_work(display, entry, effective, height, width, macs_per_pixel(upscaler), max_macs)
-            image = np.ascontiguousarray(read_image_uint8(source).permute(1, 2, 0).numpy())
+            image, alpha = _read_upload(source, max_pixels)
         except ImageReadError as error:
             raise _unreadable(display, error, max_pixels) from error
         finally:
@@ -721,8 +756,13 @@ def run_job(
         bicubic = _bicubic(image, (sr.shape[0], sr.shape[1]))
         if _is_gray(image):  # gray in, gray out: the result as BT.601 luma, as `blindsr upscale` writes it
             sr, bicubic = _luma(sr), bicubic[:1]
-        write_image(files["result"], sr)
-        write_image(files["bicubic"], bicubic)
+        if alpha is None:
+            write_image(files["result"], sr)
+            write_image(files["bicubic"], bicubic)
+        else:  # alpha kept, enlarged on its own (the same for both images, so the slider compares colour only)
+            alpha_up = _upscale_alpha(alpha, (sr.shape[0], sr.shape[1]))
+            _write_with_alpha(files["result"], sr, alpha_up)
+            _write_with_alpha(files["bicubic"], _quantise(bicubic), alpha_up)
         if result.kernel is not None or result.noise is not None:
             from blindsr.inference import kernel_image, noise_image
 

@@ -2,9 +2,10 @@
 
 The page talks to the JSON API of :mod:`blindsr.serve.app` (``api/models``, ``api/upscale``) and shows the result
 as a before/after slider (bicubic-enlarged input on the left, model output on the right, same size), the estimated
-kernel and noise map, and a download link. Element ids are what the browser test drives: ``file``, ``model``,
-``outscale``, ``run``, ``message``, ``result``, ``viewer``, ``compare``, ``bicubic-img``, ``result-img``,
-``slider``, ``info``, ``download``, ``kernel-img``, ``noise-img``.
+kernel and noise map, and a download link; transparent pixels of both images show a checkerboard (CSS). Element
+ids are what the browser test drives: ``file``, ``model``, ``outscale``, ``run``, ``message``, ``result``,
+``viewer``, ``compare``, ``bicubic-img``, ``result-img``, ``slider``, ``info``, ``download``, ``kernel-img``,
+``noise-img``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ PAGE_HTML = """<!doctype html>
   #viewer { margin: 0 auto; max-width: 100%; }
   .compare { position: relative; user-select: none; touch-action: none; cursor: ew-resize;
              background: #fff; border: 1px solid var(--line); line-height: 0; }
-  .compare img { display: block; width: 100%; height: auto; }
+  /* transparent pixels show a checkerboard: on both images, so the bicubic half hides the result beneath it */
+  .compare img { display: block; width: 100%; height: auto; background-color: #fff;
+                 background-image: repeating-conic-gradient(#c8cdd3 0 25%, #fff 0 50%); background-size: 16px 16px; }
   .compare.pixels img { image-rendering: pixelated; }
   #bicubic-img { position: absolute; inset: 0; height: 100%; clip-path: inset(0 50% 0 0); }
   #divider { position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; margin-left: -1px; background: #fff;
@@ -142,7 +145,7 @@ PAGE_HTML = """<!doctype html>
       fillScales();
       $("limits").textContent = "Up to " + megabytes(limits.max_upload_bytes) + " and " +
         (limits.max_pixels / 1e6).toFixed(1) + " megapixels per image; one image at a time. " +
-        "Transparency is dropped; gray images become RGB.";
+        "Transparency is kept (shown on a checkerboard); gray stays gray.";
       if (!models.length) { say("No model is available on this server.", true); runButton.disabled = true; }
     } catch (err) {
       say("Cannot list the models: " + err.message, true);
@@ -185,7 +188,8 @@ PAGE_HTML = """<!doctype html>
     if (data.tile !== null) { parts.push("tile " + data.tile); }
     const e = data.estimate;
     if (e && e.kernel_sigma !== null) { parts.push("kernel " + e.kernel_size + "\\u00d7" + e.kernel_size +
-      ", \\u03c3 \\u2248 " + e.kernel_sigma.toFixed(2) + " px"); }
+      ", \\u03c3 \\u2248 " + e.kernel_sigma.toFixed(2) + " px (unreliable: the shipped DMSR models' estimate " +
+      "barely follows the true blur, r \\u2264 0.38 on Set5; docs/results.md section 15)"); }
     if (e && e.noise_sigma !== null) { parts.push("noise \\u03c3 \\u2248 " + e.noise_sigma.toFixed(1) + " / 255"); }
     return parts.join(" \\u00b7 ");
   }
