@@ -459,7 +459,7 @@ def test_upscale_writes_integer_outputs_without_a_full_size_float_image(
         assert main(args) == 0
     output_pixels = 192 * 192
     assert mode.largest < output_pixels, f"a float tensor of {mode.largest:,} px (the output has {output_pixels:,})"
-    written = np.asarray(Image.open(tmp_path / "out" / f"{source.stem}_out{source.suffix}"))
+    written = np.asarray(Image.open(tmp_path / "out" / f"{source.stem}_x2{source.suffix}"))
     assert written.shape[:2] == (192, 192) and written.dtype == (np.uint16 if name == "deep.png" else np.uint8)
 
 
@@ -519,11 +519,11 @@ def test_a_hard_link_to_an_input_is_an_input(tmp_path: Path, release: Path, caps
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(source)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "in_out.png").hardlink_to(source)
+    (out / "in_x2.png").hardlink_to(source)
     args = ["upscale", str(source), "-o", str(out), "-m", str(release), "--tile", "0", "--overwrite", "-q"]
     assert main(args) == 1
     assert "refusing to overwrite the input" in capsys.readouterr().err
-    assert (sr / "img0.png").read_bytes() == before and source.read_bytes() == (out / "in_out.png").read_bytes()
+    assert (sr / "img0.png").read_bytes() == before and source.read_bytes() == (out / "in_x2.png").read_bytes()
 
 
 def test_upscale_creates_its_output_folder_but_not_a_tree(
@@ -580,3 +580,55 @@ def test_a_pickled_checkpoint_is_named_and_never_unpickled(tmp_path: Path, capsy
     torch.save({"params_ema": {"w": torch.zeros(2)}}, path)
     assert _upscale_with(str(path), tmp_path) == 2
     _one_line_error(capsys, "pickled PyTorch checkpoint", "never unpickles")
+
+
+# ------------------------------------------------------------------------------------------------ issue 18: flags
+
+
+def test_unknown_flags_print_the_sub_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", "x.png", "--fp16x", "-z"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("usage: blindsr upscale ")
+    assert "blindsr upscale: error: unrecognized arguments: --fp16x -z" in err
+    with pytest.raises(SystemExit):  # a sub-sub-command: its own usage
+        main(["analyze", "kernels", "-m", "m", "--data-root", "d", "-o", "k.png", "--fp32"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: blindsr analyze kernels ") and "unrecognized arguments: --fp32" in err
+    with pytest.raises(SystemExit):
+        main(["--nope"])
+    assert "usage: blindsr [-h]" in capsys.readouterr().err
+
+
+def test_real_esrgan_flags_map_onto_upscale_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindsr.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["upscale", "x.png", "--fp32", "-g", "1"])
+    assert (args.precision, args.device) == ("fp32", "cuda:1")
+    args = parser.parse_args(["upscale", "x.png", "--precision", "bf16", "--gpu-id", "0"])
+    assert (args.precision, args.device) == ("bf16", "cuda:0")
+    assert parser.parse_args(["upscale", "x.png", "--gpu_id", "2"]).device == "cuda:2"
+    assert parser.parse_args(["upscale", "x.png"]).device == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["upscale", "x.png", "-g", "zero"])
+
+
+def test_eval_defaults_to_the_device_upscale_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blindsr.cli import evaluate
+    from blindsr.cli.main import build_parser
+    from blindsr.inference import upscaler
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "--protocol", "gaussian8-x4", "--data-root", "d"]).device == "auto"
+    assert parser.parse_args(["upscale", "x.png"]).device == "auto"
+    seen: list[str] = []
+
+    def resolve(device: str) -> torch.device:
+        seen.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(upscaler, "resolve_device", resolve)  # `eval` resolves "auto" as `upscale` does
+    with pytest.raises(FileNotFoundError, match="data root"):  # no data: it stops after resolving the device
+        evaluate.run(parser.parse_args(["eval", "--protocol", "gaussian8-x4", "--data-root", "/nonexistent"]))
+    assert seen == ["auto"]

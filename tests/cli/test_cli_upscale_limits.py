@@ -102,8 +102,8 @@ def test_the_default_limit_follows_the_available_ram_and_the_batch_goes_on(
     assert line.startswith(f"error: {big}: needs about ") and "above the limit of 300.0 MB" in line
     assert "raise it with --max-memory" in line and "Traceback" not in captured.err
     assert "memory limit: 300.0 MB per image (75 % of the available RAM; --max-memory)" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["small_out.png"]
-    with Image.open(out / "small_out.png") as img:
+    assert sorted(p.name for p in out.iterdir()) == ["small_x2.png"]
+    with Image.open(out / "small_x2.png") as img:
         assert img.size == (40, 48)
 
 
@@ -146,7 +146,7 @@ def test_a_job_within_max_memory_runs(tmp_path: Path, model: str) -> None:
     src = tmp_path / "a.png"
     Image.fromarray(_photo(20, 24)).save(src)
     assert _upscale(str(src), "-o", str(tmp_path / "out"), "-m", model, "--max-memory", "2G") == 0
-    with Image.open(tmp_path / "out" / "a_out.png") as img:
+    with Image.open(tmp_path / "out" / "a_x2.png") as img:
         assert img.size == (48, 40)
 
 

@@ -293,7 +293,7 @@ def test_a_corrupt_16bit_png_does_not_stop_an_upscale_batch(
     assert code == 1 and "Traceback" not in err and "1 of 2 failed" in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(src / "a_bad16.png") in errors[0] and "iCCP" in errors[0]
-    assert [p.name for p in out.iterdir()] == ["b_good_out.png"]
+    assert [p.name for p in out.iterdir()] == ["b_good_x2.png"]
 
 
 # ------------------------------------------------------------------------------------------------ float TIFF

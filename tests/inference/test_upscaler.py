@@ -412,3 +412,42 @@ def test_mrda_student_estimates_its_idr_once_and_tiles_match(tmp_path: Path, mon
     calls.clear()
     tiled_upscaler.upscale_with_degradation(image)
     assert len(calls) == 1 and calls[0][2] * calls[0][3] <= 440
+
+
+# ------------------------------------------------------------------------------------------------ progress, defaults
+
+
+def test_the_progress_callback_sees_every_tile_and_changes_nothing(dmsr_file: Path) -> None:
+    up = Upscaler(dmsr_file, device="cpu", tile=32)
+    lr = _lr()  # 70x90 at tile 32: 3 x 3 tiles
+    plain = up.upscale_with_degradation(lr)
+    calls: list[tuple[int, int]] = []
+    reported = up.upscale_with_degradation(lr, progress=lambda done, total: calls.append((done, total)))
+    n = len(plan_tiles(70, 90, tile=32, pad=16))
+    assert n == 9 and calls == [(i, n) for i in range(n + 1)]  # (0, 9) after the estimate, then after each tile
+    assert torch.equal(plain.image, reported.image)
+    assert plain.kernel is not None and reported.kernel is not None and np.array_equal(plain.kernel, reported.kernel)
+    # numpy output (assembled into uint8 pixels), with the cancel hook as well: the same bytes
+    pixels = (lr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    counted: list[int] = []
+    with_both = up.upscale_with_degradation(pixels, cancel=lambda: False, progress=lambda d, t: counted.append(d))
+    assert counted == list(range(n + 1)) and np.array_equal(with_both.image, up.upscale(pixels))
+    # whole images report one tile; the memory probe of "auto" is not reported as the caller's tiles
+    auto: list[tuple[int, int]] = []
+    Upscaler(dmsr_file, device="cpu", tile="auto").upscale_with_degradation(
+        lr, progress=lambda d, t: auto.append((d, t))
+    )
+    assert auto == [(0, 1), (1, 1)]
+    with pytest.raises(TypeError, match="progress must be a callable"):
+        up.upscale_with_degradation(lr, progress=3)  # type: ignore[arg-type]
+
+
+def test_the_default_tile_is_auto_as_for_the_command(dmsr_file: Path) -> None:
+    import inspect
+
+    assert inspect.signature(Upscaler).parameters["tile"].default == "auto"
+    default, whole_image = Upscaler(dmsr_file, device="cpu"), Upscaler(dmsr_file, device="cpu", tile=None)
+    assert default.auto_tile and not whole_image.auto_tile
+    lr = _lr()
+    result = default.upscale_with_degradation(lr)  # fits in memory: one piece, the same output as tile=None
+    assert result.tile is None and torch.equal(result.image, whole_image.upscale(lr))

@@ -92,7 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write one record per cell as JSON (checked before the run; an existing file needs --overwrite)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: cuda, else mps, else cpu; as `blindsr upscale`), cpu, cuda, cuda:N or mps",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     oracle = p.add_argument_group("MRDA teacher (oracle evaluation: it uses the HR image or the true kernel)")
     oracle.add_argument(
@@ -283,7 +287,9 @@ def run(args: argparse.Namespace) -> int:
         from blindsr.files import check_output_file
 
         report = check_output_file(args.json, overwrite=args.overwrite, suffixes=(".json",), flag="--json")
-    device = torch.device(args.device)
+    from blindsr.inference.upscaler import resolve_device
+
+    device = resolve_device(args.device)
     teacher: _Teacher | None = None
     if args.teacher_run is not None and args.model is not None:
         raise CLIError("give either -m MODEL or --teacher-run RUN_DIR, not both")
@@ -351,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(cells, preset, compare=args.compare, baseline=baseline, delta_against=delta_against))
     print(
         f"\n{sum(c.n_images for c in cells if c.setting != 'mean')} LR images scored in {elapsed:.1f} s "
-        f"(blindsr {blindsr.__version__}, torch {torch.__version__}, {args.device})",
+        f"(blindsr {blindsr.__version__}, torch {torch.__version__}, {device})",
         file=sys.stderr,
     )
     if report is not None:

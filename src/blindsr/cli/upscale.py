@@ -19,12 +19,14 @@ if TYPE_CHECKING:  # pragma: no cover
 _DESCRIPTION = """Super-resolve images with a blind-SR model. The degradation (DMSR: blur kernel and noise) is
 estimated once per image, then the image is restored tile by tile with that estimate.
 
-  blindsr upscale photo.jpg                          -> results/photo_out.jpg (model dmsr-x4)
+  blindsr upscale photo.jpg                          -> results/photo_x4.jpg (model dmsr-x4)
   blindsr upscale photo.jpg -o big.png               -> big.png (one input file and -o FILE.ext: that file)
   blindsr upscale LR/ -o SR/ -m dmsr-x4 --tile auto
   blindsr upscale LR/ -o SR/ -r --save-degradation   sub-folders kept; + _kernel.png, _noise.png, _noise.npy
-  blindsr upscale scan.tif -s 2 --ext png            the x2 network (dmsr-x2); -s 2.5: dmsr-x3, bicubic to x2.5
+  blindsr upscale scan.tif -s 2 --ext png            -> results/scan_x2.png: the x2 network (dmsr-x2)
+  blindsr upscale scan.tif -s 2.5                    -> results/scan_x2.5.tif: dmsr-x3, bicubic to x2.5
   blindsr upscale img.png -m runs/export/model.safetensors --device cuda --precision bf16
+  blindsr upscale img.png --fp32 -g 0                Real-ESRGAN's spellings of --precision fp32 --device cuda:0
 
 Inputs: files and folders (folders: the image files directly inside, or with --recursive the whole tree, keeping
 its sub-folders under OUT). Images are read as they are: gray stays gray, alpha is upscaled separately with
@@ -38,11 +40,19 @@ above the limit is refused (`error: PATH: needs about 49.6 GB (...), above the l
 unless --max-memory says otherwise. --tile auto on the CPU keeps a tile's working set to about 1 GB (and a
 quarter of --max-memory); on a GPU it follows the free GPU memory.
 
-Outputs: OUT/<stem><suffix>.<ext> (--suffix may not contain a path separator), or exactly OUT when the only
-input is a file and OUT ends with an image extension (.png, .jpg, ...; its format then follows that extension, as
-an explicit --ext would). --ext auto keeps the input's format unless it cannot hold the image (then PNG: e.g.
-alpha from a BMP, 16 bits from a TIFF); an explicit --ext converts (jpg and bmp drop alpha; only png keeps 16
-bits). Existing outputs are skipped unless --overwrite; an output that would replace an input is refused.
+Outputs: OUT/<stem><suffix>.<ext>, the suffix by default _x<final scale> (photo_x4.png, photo_x2.5.png, so runs
+at two scales keep both; earlier versions wrote _out, and --suffix _out gives those names; a suffix may not contain
+a path separator), or exactly OUT when the only input is a file and OUT ends with an image extension (.png, .jpg,
+...; its format then follows that extension, as an explicit --ext would). --ext auto keeps the input's format
+unless it cannot hold the image (then PNG: e.g. alpha from a BMP, 16 bits from a TIFF); an explicit --ext converts
+(jpg and bmp drop alpha; only png keeps 16 bits). Existing outputs are skipped unless --overwrite; an output that
+would replace an input is refused.
+With --save-degradation the side files belong to their output: an image is skipped when any of them exists
+(without --overwrite), and with --overwrite the ones this model does not produce (a kernel and noise map from a
+DMSR run, when the model is MRDA) are removed, so no file from an earlier run stands beside the new output.
+
+Progress: one bar over the images, and a second one over the tiles (with an ETA) for an image cut into more than
+one tile; --quiet shows neither.
 
 Exit status: 0 when every image was written (or skipped as existing); 1 when some failed (each failure is one
 line, `error: PATH: reason`, and the others are still written; the last line says `N of M failed`); 2 for usage
@@ -62,6 +72,25 @@ def _tile(value: str) -> int | str:
     if tile < 0:
         raise argparse.ArgumentTypeError(f"tile must be >= 0, got {tile}")
     return tile
+
+
+def _gpu_device(value: str) -> str:
+    try:
+        index = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a GPU number such as 0, got {value!r}") from None
+    if index < 0:
+        raise argparse.ArgumentTypeError(f"a GPU number is >= 0, got {index}")
+    return f"cuda:{index}"
+
+
+def default_suffix(outscale: float) -> str:
+    """The default ``--suffix``: ``_x<final scale>`` (``_x4``, ``_x2.5``), so runs at other scales do not collide.
+
+    >>> default_suffix(4.0), default_suffix(2.5)
+    ('_x4', '_x2.5')
+    """
+    return f"_x{outscale:g}"
 
 
 def _memory_size(value: str) -> int:
@@ -176,14 +205,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps")
     p.add_argument(
+        "-g",
+        "--gpu-id",
+        "--gpu_id",
+        dest="device",
+        type=_gpu_device,
+        metavar="N",
+        help="Real-ESRGAN's spelling of --device cuda:N",
+    )
+    p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16"),
         default="fp32",
         help="fp32 (default), or bf16/fp16 through autocast (fp16 falls back to fp32 on the CPU)",
     )
+    p.add_argument(
+        "--fp32",
+        dest="precision",
+        action="store_const",
+        const="fp32",
+        help="Real-ESRGAN's spelling of --precision fp32 (already the default)",
+    )
     p.add_argument("--ext", choices=_EXTS, default="auto", help="output format (default: auto, see above)")
     p.add_argument(
-        "--suffix", default="_out", help="appended to each output's stem, no path separators (default: _out)"
+        "--suffix",
+        default=None,
+        help="appended to each output's stem, no path separators (default: _x<final scale>, e.g. _x4; "
+        "--suffix _out for the names of earlier versions)",
     )
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default 95)")
     p.add_argument(
@@ -196,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders, keeping their structure")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (over the images, over the tiles)")
     p.set_defaults(func=run)
 
 
@@ -316,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.inputs, *args.more_inputs]
     if not inputs:
         raise CLIError("give at least one input file or folder")
-    check_name_part(args.suffix, flag="--suffix")  # `--suffix /../../x` would write outside OUT
+    if args.suffix is not None:
+        check_name_part(args.suffix, flag="--suffix")  # `--suffix /../../x` would write outside OUT
     if not 1 <= args.quality <= 100:
         raise CLIError(f"--quality must be in 1..100, got {args.quality}")
     out = Path(args.output)
@@ -355,6 +404,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {w.message}")
     if args.outscale is not None and upscaler.outscale != upscaler.scale:
         print(f"outscale: {upscaler.outscale:g} (the x{upscaler.scale} output is resized with MATLAB bicubic)")
+    suffix = args.suffix if args.suffix is not None else default_suffix(upscaler.outscale)
+    model_name = name
+    reliability = _kernel_reliability(loaded.card, model_name) if args.save_degradation else ""
 
     input_paths = {job.source.resolve() for job in jobs}
     input_inodes = {_inode(job.source) for job in jobs} - {None}  # hard links, case-insensitive names
@@ -380,16 +432,22 @@ def run(args: argparse.Namespace) -> int:
             return False
         return True
 
+    def exists(target: Path) -> bool:
+        """Whether `target`, or with --save-degradation any of its side files, is already there."""
+        return any(p.exists() for p in [target, *(_side_files(target) if args.save_degradation else [])])
+
     bar = tqdm(jobs, desc="upscale", unit="img", disable=args.quiet, file=sys.stderr)
+    tiles = _TileBar(disabled=args.quiet)
+    missing_noted = False
     for job in bar:
         if out_file is not None:
             target = out_file
         else:
-            name = f"{job.relative.stem}{args.suffix}{_suffix_for(job.source, args.ext)}"
+            name = f"{job.relative.stem}{suffix}{_suffix_for(job.source, args.ext)}"
             target = out / job.relative.parent / name
         if not claim(job.source, target):
             continue
-        if not args.overwrite and target.exists():
+        if not args.overwrite and exists(target):
             skipped += 1
             continue
         try:
@@ -415,7 +473,7 @@ def run(args: argparse.Namespace) -> int:
             target = target.with_suffix(".png")  # e.g. alpha read from a BMP, 16 bits from a colour TIFF
             if not claim(job.source, target):
                 continue
-            if not args.overwrite and target.exists():
+            if not args.overwrite and exists(target):
                 skipped += 1
                 continue
         outputs = [target, *(_side_files(target) if args.save_degradation else [])]
@@ -447,7 +505,12 @@ def run(args: argparse.Namespace) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 # integer pixels (direct) or a float LoadedImage
-                result: Any = upscaler.upscale_with_degradation(loaded_to_array(image) if direct else image)
+                try:
+                    result: Any = upscaler.upscale_with_degradation(
+                        loaded_to_array(image) if direct else image, progress=tiles.update
+                    )
+                finally:
+                    tiles.close()
             for w in caught:
                 tqdm.write(f"note: {job.source}: {w.message}", file=sys.stderr)
             if direct:
@@ -457,12 +520,28 @@ def run(args: argparse.Namespace) -> int:
             if args.save_degradation:
                 kernel_path, noise_path, npy_path, idr_path = outputs[1:]
                 if result.kernel is not None:
+                    from blindsr.analysis.kernels import kernel_width  # what `blindsr analyze kernels` measures
+
                     write_image(kernel_path, kernel_image(result.kernel))
+                    blur = float(kernel_width(torch.from_numpy(result.kernel)))
+                    tqdm.write(f"{job.source}: estimated blur σ ≈ {blur:.2f} px ({reliability})")
                 if result.noise is not None:
                     write_image(noise_path, noise_image(result.noise))
                     write_image(npy_path, torch.from_numpy(result.noise).permute(2, 0, 1))
                 if result.idr is not None:
                     _save_npy(idr_path, result.idr)
+                produced = {
+                    kernel_path: result.kernel is not None,
+                    noise_path: result.noise is not None,
+                    npy_path: result.noise is not None,
+                    idr_path: result.idr is not None,
+                }
+                for path, made in produced.items():  # with --overwrite: files of an earlier run are not current
+                    if not made:
+                        path.unlink(missing_ok=True)
+                if not missing_noted and (result.kernel is None or result.noise is None):
+                    missing_noted = True
+                    tqdm.write(f"note: {_missing_degradation(model_name, result)}", file=sys.stderr)
         except torch.OutOfMemoryError:
             tile = upscaler.tile
             used = "none (whole image)" if tile is None else f"{tile} px"
@@ -481,7 +560,7 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"note: tile reduced to {upscaler.tile} px after running out of memory", file=sys.stderr)
     bar.close()
 
-    summary = f"wrote {written} of {total} image(s) to {out}"
+    summary = f"wrote {written} of {total} image(s) to {out_file if out_file is not None else out}"
     if skipped:
         summary += f"; skipped {skipped} existing (use --overwrite to replace them)"
     print(summary)
@@ -489,6 +568,51 @@ def run(args: argparse.Namespace) -> int:
         print(f"{failed} of {total} failed", file=sys.stderr)
         return 1
     return 0
+
+
+class _TileBar:
+    """The per-tile bar of one image (tqdm, with an ETA), below the images' bar; only for images of several tiles.
+
+    ``update`` is the Upscaler's ``progress`` callback: ``(0, total)`` opens the bar (a new total after an
+    out-of-memory retry opens a new one), ``(done, total)`` moves it; ``close`` removes it from the screen.
+    """
+
+    def __init__(self, *, disabled: bool) -> None:
+        self._disabled = disabled
+        self._bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        if self._disabled or total <= 1:
+            return
+        if self._bar is None or self._bar.total != total or done == 0:
+            self.close()
+            self._bar = tqdm(total=total, desc="tiles", unit="tile", leave=False, position=1, file=sys.stderr)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _kernel_reliability(card: Any, name: str) -> str:
+    """The words printed after an estimated blur width: how far this model's estimate can be trusted."""
+    text = card.kernel_estimate_reliability() if card is not None else None
+    if text is not None:
+        return f"{text}; docs/results.md section 15"
+    return f"how well this estimate follows the true blur is not measured; `blindsr analyze kernels -m {name}` does"
+
+
+def _missing_degradation(name: str, result: Any) -> str:
+    """Which of the kernel / noise files of --save-degradation a model does not produce."""
+    missing = [what for what, value in (("blur kernel", result.kernel), ("noise map", result.noise)) if value is None]
+    files = [end for end, value in (("_kernel.png", result.kernel), ("_noise.png/.npy", result.noise)) if value is None]
+    return (
+        f"{name} estimates no {' and no '.join(missing)}: --save-degradation writes no {', '.join(files)} "
+        "(and removes any an earlier run left)"
+    )
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

@@ -49,6 +49,7 @@ __all__ = [
     "MemoryEstimate",
     "MemoryLimitError",
     "Precision",
+    "ProgressCallback",
     "UpscaleCancelledError",
     "UpscaleResult",
     "Upscaler",
@@ -316,11 +317,14 @@ class Upscaler:
     Args:
         model: a :class:`~blindsr.zoo.LoadedModel` (its network is moved to `device`, in float32), or a model name
             (``"dmsr-x4"``, see ``blindsr models``) or release file path for :func:`~blindsr.zoo.load_model`.
-        tile: core side in LR pixels; None or 0 = the whole image in one piece; ``"auto"`` = the largest tile the
-            device's free memory allows (a rough per-pixel memory model of the network measured on a small probe;
-            images that fit run whole; on the CPU at most ~1 GB of activations, and a quarter of `max_memory`),
+        tile: core side in LR pixels; None or 0 = the whole image in one piece; ``"auto"`` (the default, as for
+            ``blindsr upscale``) = the largest tile the device's free memory allows (a rough per-pixel memory model
+            of the network measured on a small probe; images that fit run whole; on the CPU at most ~1 GB of
+            activations, and a quarter of `max_memory`),
             spread evenly over the image (:func:`~blindsr.ops.tiling.balanced_tile`), halved and retried when the
-            device still runs out of memory.
+            device still runs out of memory. An image that fits runs whole either way, so ``"auto"`` and None give
+            the same output for it; a larger one is tiled (for the shipped models within 1/255 of whole-image, see
+            `tile_pad`) instead of allocating the whole image's activations at once.
         tile_pad: context pixels around each core. The default 16 makes DMSR's blur estimate (receptive radius 7)
             and noise map (radius 6) equal their whole-image values; with the body's channel attention pooled over
             the whole image, tiled outputs of the shipped ``dmsr-x4`` stay within 1/255 of whole-image ones.
@@ -350,7 +354,7 @@ class Upscaler:
         self,
         model: LoadedModel | str | os.PathLike[str],
         *,
-        tile: int | Literal["auto"] | None = None,
+        tile: int | Literal["auto"] | None = "auto",
         tile_pad: int = 16,
         device: str = "auto",
         precision: Precision = "fp32",
@@ -471,13 +475,19 @@ class Upscaler:
             return cast(ImageT, self._upscale_tensor(image))
         return self.upscale_with_degradation(image).image
 
-    def upscale_with_degradation(self, image: ImageT, *, cancel: CancelCheck | None = None) -> UpscaleResult[ImageT]:
+    def upscale_with_degradation(
+        self, image: ImageT, *, cancel: CancelCheck | None = None, progress: ProgressCallback | None = None
+    ) -> UpscaleResult[ImageT]:
         """Like :meth:`upscale`, also returning the estimated degradation and the tile size used.
 
         Args:
             image: as for :meth:`upscale`; a tensor batch must hold one image.
             cancel: a :class:`threading.Event` or a zero-argument callable returning True to stop; checked before
                 the degradation estimate and before each tile (a server sets it when its client goes away).
+            progress: a callable ``progress(done, total)`` told how many of the image's tiles are restored:
+                ``(0, total)`` once the degradation is estimated, then ``(i, total)`` after the i-th tile
+                (``blindsr upscale`` draws a per-tile bar with it). An out-of-memory retry with smaller tiles
+                starts again at ``(0, new_total)``. It does not change the output.
 
         Returns:
             ``UpscaleResult(image, kernel, noise, idr, tile)``.
@@ -485,6 +495,11 @@ class Upscaler:
         Raises:
             UpscaleCancelledError: `cancel` was set before the work was done.
         """
+        if progress is not None:
+            if not callable(progress):
+                raise TypeError(f"progress must be a callable (done, total), got {type(progress).__name__}")
+            with _progress_scope(progress):
+                return self.upscale_with_degradation(image, cancel=cancel)
         if cancel is not None:
             with _cancel_scope(cancel):
                 return self.upscale_with_degradation(image)
@@ -737,7 +752,9 @@ class Upscaler:
         with torch.no_grad(), self._autocast():
             _raise_if_cancelled()
             state = self._adapter.estimate(image)
-            for t, window in image.windows():
+            total = len(image.tiles)
+            _report_progress(0, total)
+            for done, (t, window) in enumerate(image.windows(), start=1):
                 _raise_if_cancelled()
                 out = self._adapter.restore_tile(window, t, state)
                 if sr is not None:
@@ -750,6 +767,7 @@ class Upscaler:
                     if noise is None:
                         noise = torch.zeros(1, 3, h, w, dtype=torch.float32)
                     paste_core(noise, out.noise, t)
+                _report_progress(done, total)
             degradation = self._adapter.degradation(state)
         return sr, degradation.kernel, noise, degradation.idr
 
@@ -806,7 +824,8 @@ class Upscaler:
         handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
         try:
             probe = torch.rand(1, 3, _PROBE_SIDE, _PROBE_SIDE, generator=torch.Generator().manual_seed(0))
-            self._run_tiles(probe, None)
+            with _progress_scope(None):  # the probe is not one of the caller's tiles
+                self._run_tiles(probe, None)
         finally:
             for handle in handles:
                 handle.remove()
@@ -936,3 +955,27 @@ def _raise_if_cancelled() -> None:
     check = getattr(_cancel_state, "check", None)
     if check is not None and check():
         raise UpscaleCancelledError("upscaling cancelled")
+
+
+# -------------------------------------------------------------------------------------------------------- progress
+
+ProgressCallback = Callable[[int, int], object]
+"""What ``upscale_with_degradation(progress=...)`` takes: called with (tiles done, tiles in the image)."""
+
+_progress_state = threading.local()  # .callback: the innermost active progress callback of this thread, or absent
+
+
+@contextlib.contextmanager
+def _progress_scope(callback: ProgressCallback | None) -> Iterator[None]:
+    previous = getattr(_progress_state, "callback", None)
+    _progress_state.callback = callback
+    try:
+        yield
+    finally:
+        _progress_state.callback = previous
+
+
+def _report_progress(done: int, total: int) -> None:
+    callback = getattr(_progress_state, "callback", None)
+    if callback is not None:
+        callback(done, total)

@@ -58,6 +58,12 @@ _DMSR_PAPER = "DMSR, arXiv 2207.00943"
 _DMSR_LITE_PAPER = f"{_DMSR_PAPER} (architecture reduced: 32 features, 2 groups x 4 RCABs)"
 _MRDA_PAPER = "MRDA, IEEE TIP 2023 / arXiv 2207.13963, MRDA_S"
 
+# How well each DMSR model's blur estimate follows the true blur (ModelCard.kernel_estimate_r): Pearson's r of true
+# and estimated kernel widths over Set5 x the default grid (6 widths x noise 0/15/50, 90 records), measured with the
+# command below on the shipped weights, one CPU thread, 2026-12-03. All six are far below 0.5: the estimators have
+# collapsed to about one width whatever the blur (docs/results.md, sections 7 and 10).
+_KERNEL_R_SOURCE = "blindsr analyze kernels -m {name} --data-root ../shared/data --dataset Set5 -o k.png (2026-12-03)"
+
 MODEL_CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="dmsr-x4.lite",
@@ -73,6 +79,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         license=_LITE_LICENSE,
         trained="CPU, bf16: 3,600 + 2,000 steps",
         noise_free_variant="dmsr-x4.nf-lite",
+        kernel_estimate_r=0.106,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x4.lite"),
     ),
     ModelCard(
         name="dmsr-x4.nf-lite",
@@ -88,6 +96,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         paper=f"{_DMSR_PAPER}, DMSR-nf (Sec. 4.2; architecture reduced as dmsr-x4.lite)",
         license=_LITE_LICENSE,
         trained="dmsr-x4.lite + 2,500 nf steps",
+        kernel_estimate_r=0.118,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x4.nf-lite"),
     ),
     ModelCard(
         name="dmsr-x3.lite",
@@ -103,6 +113,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         license=_LITE_LICENSE,
         trained="CPU, bf16: x4 weights + 3 stages",
         noise_free_variant="dmsr-x3.nf-lite",
+        kernel_estimate_r=0.267,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x3.lite"),
     ),
     ModelCard(
         name="dmsr-x3.nf-lite",
@@ -119,6 +131,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         "the last stage)",
         license=_LITE_LICENSE,
         trained="CPU, bf16: 3 noise-free stages",
+        kernel_estimate_r=0.243,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x3.nf-lite"),
     ),
     ModelCard(
         name="dmsr-x2.lite",
@@ -134,6 +148,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         license=_LITE_LICENSE,
         trained="CPU, bf16: x4 weights + 3 stages",
         noise_free_variant="dmsr-x2.nf-lite",
+        kernel_estimate_r=0.379,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x2.lite"),
     ),
     ModelCard(
         name="dmsr-x2.nf-lite",
@@ -150,6 +166,8 @@ MODEL_CARDS: tuple[ModelCard, ...] = (
         "the last stage)",
         license=_LITE_LICENSE,
         trained="CPU, bf16: 3 noise-free stages",
+        kernel_estimate_r=0.177,
+        kernel_estimate_source=_KERNEL_R_SOURCE.format(name="dmsr-x2.nf-lite"),
     ),
     ModelCard(
         name="mrda-x4.iso-lite",
