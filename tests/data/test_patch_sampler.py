@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -191,3 +192,16 @@ def test_cuda_batches_match_cpu(folders: list[Path]) -> None:
     for step in (0, 1, 1000):
         x = gpu.batch(step, rank=2)
         assert x.device.type == "cuda" and torch.equal(x.cpu(), cpu.batch(step, rank=2))
+
+
+def test_skip_small_with_a_note_callback_gives_one_line_and_no_warning(tmp_path: Path) -> None:
+    _write(tmp_path / "small.png", 30, 10)
+    _write(tmp_path / "big.png", 20, 20)
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a UserWarning would fail here
+        sampler = PatchSampler(folders=[tmp_path], patch_size=16, batch_size=3, skip_small=True, note=notes.append)
+    assert [p.name for p in sampler.paths] == ["big.png"]
+    (line,) = notes
+    assert "\n" not in line and line.startswith("note: dropping 1 of 2 training images smaller than patch_size=16")
+    assert "small.png (10×30)" in line and "data.skip_small" in line

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,3 +172,21 @@ def test_real_tensorboard_events_when_installed(tmp_path: Path) -> None:
     acc = EventAccumulator(str(events[0]))
     acc.Reload()
     assert {"train/loss", "val/psnr"} <= set(acc.Tags()["scalars"])
+
+
+def test_the_bar_starts_below_the_start_messages_and_ends_once_above_the_closing_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages (stdout) and the bar (stderr) into one stream, as a terminal or a captured log shows them."""
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    monkeypatch.setattr(sys, "stderr", stream)
+    with RunLogger(run_dir=tmp_path, total_steps=5) as logger:
+        logger.message("header")
+        for step in range(1, 6):
+            logger.update(step, {"loss": 0.5})
+        logger.message("done")
+    pieces = [p.strip() for p in re.split(r"[\r\n]", stream.getvalue()) if p.strip()]
+    assert pieces[0] == "header", pieces  # no bar before the start message
+    assert sum("5/5" in p for p in pieces) == 1, pieces  # the final state of the bar, once
+    assert pieces[-1] == "done" and "5/5" in pieces[-2], pieces  # the closing message below the finished bar

@@ -32,6 +32,7 @@ from blindsr.cli.train import train_method
 from blindsr.config import from_dict
 from blindsr.config.schema import ExperimentConfig
 from blindsr.engine.checkpoint import copy_checkpoint
+from blindsr.engine.loop import TrainingInterrupted
 from blindsr.methods import build_method
 from blindsr.types import StepOutput
 
@@ -403,3 +404,53 @@ def test_a_kill_while_the_new_best_copy_was_built_rebuilds_best(tmp_path: Path) 
     assert note is not None and "step 4" in note
     assert checkpoint_step(root / "best") == 4 and not (root / ".best.tmp").exists()
     assert recover_best(root, best_step=4) is None  # nothing more to do
+
+
+# ------------------------------------------------------------------------------------------------------ Ctrl-C
+
+
+def _raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_a_keyboard_interrupt_checkpoints_the_last_completed_step_and_resume_is_exact(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    train_method(cfg, build_method(cfg), run_dir=tmp_path / "full")
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted) as interrupted:  # raised inside step index 4: 4 steps are complete
+        train_method(cfg, _Hook(build_method(cfg), 4, _raise_keyboard_interrupt), run_dir=run)
+    assert interrupted.value.step == 4 and interrupted.value.checkpoint == run / "checkpoints" / "step_00000004"
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000004"  # not only step 3 (the grid)
+    messages = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any(m.get("text") == "interrupted at step 4; saved checkpoint step_00000004" for m in messages)
+    train_method(cfg, build_method(cfg), run_dir=run, resume=True)
+    assert _train_steps(run) == _train_steps(tmp_path / "full") == list(range(1, 9))
+    _assert_same_final(tmp_path / "full", run)
+
+
+def test_ctrl_c_finishes_the_step_checkpoints_it_and_prints_the_resume_command(
+    tmp_path: Path, one_thread: None
+) -> None:
+    assert _train(tmp_path / "full") == 0
+    run = tmp_path / "run"
+
+    def body() -> int:
+        _redirect(tmp_path / "child")
+        import blindsr.methods
+
+        build = blindsr.methods.build_method
+
+        def interrupted_at_4(cfg: ExperimentConfig) -> Any:  # a real SIGINT, as Ctrl-C sends, inside step index 4
+            return _Hook(build(cfg), 4, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+        blindsr.methods.build_method = interrupted_at_4  # type: ignore[assignment]
+        return _train(run)
+
+    assert _in_child(body) == 130
+    err = (tmp_path / "child.err").read_text()
+    assert f"interrupted at step 5; resume with: blindsr train {TOY} --resume {run}" in err, err
+    assert "Traceback" not in err
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000005"  # step index 4 was finished
+    assert _train(run, resume=True) == 0
+    assert _train_steps(run) == _train_steps(tmp_path / "full")
+    _assert_same_final(tmp_path / "full", run)

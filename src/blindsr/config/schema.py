@@ -39,8 +39,10 @@ class DataConfig:
     """HR training images; LR is synthesised on the fly by the degradation engine.
 
     Attributes:
-        train: folders of HR images (PNG/JPEG/...); relative paths resolve against the config file's folder, then
-            the working directory.
+        train: folders of HR images (PNG/JPEG/...). ``${data_root}/...`` (quoted in YAML flow lists) is under the
+            data root that ``blindsr train`` resolves (``--data-root``, else ``$BLINDSR_DATA``, else
+            ``../shared/data`` beside the checkout); other relative paths resolve against the config file's folder,
+            then the working directory.
         patch_size: HR patch size (LR patches are ``patch_size / scale``).
         batch_size: patches per optimiser step per process (before gradient accumulation).
         augment: random flips and 90-degree rotations.
@@ -120,7 +122,10 @@ class TrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class ValidationConfig:
-    """Validation on a named evaluation preset every ``every`` steps (0 = off); the best checkpoint is kept."""
+    """Validation on a named evaluation preset every ``every`` steps (0 = off); the best checkpoint is kept.
+
+    ``data_root`` holds the ``datasets`` (``<Set>/HR``); it resolves like ``data.train`` (``${data_root}`` included).
+    """
 
     every: int = 0
     preset: str = "dmsr-nf"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -158,7 +158,12 @@ class HRPatchDataset(Dataset[Tensor]):
 
 
 def collect_training_images(
-    folders: PathLike | Sequence[PathLike], *, patch_size: int, skip_small: bool, owner: str = "training data"
+    folders: PathLike | Sequence[PathLike],
+    *,
+    patch_size: int,
+    skip_small: bool,
+    owner: str = "training data",
+    note: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """The image files of the training folders, checked for size against the patch.
 
@@ -167,6 +172,8 @@ def collect_training_images(
         patch_size: HR patch side; images with a smaller side are an error, or dropped with `skip_small`.
         skip_small: drop too-small images with a warning instead of failing.
         owner: who is asking (prefix of the warning).
+        note: receives the line about the dropped images instead of a ``UserWarning`` (``blindsr train`` prints
+            it once, as a message of the run).
 
     Returns:
         The usable image paths, folder by folder, sorted within each.
@@ -200,5 +207,8 @@ def collect_training_images(
         )
     if len(small) == len(paths):
         raise ValueError(f"found {what}; skip_small=True would leave no images. Lower patch_size.")
-    warnings.warn(f"{owner}: dropping {what}", UserWarning, stacklevel=3)
+    if note is not None:
+        note(f"note: dropping {what} (data.skip_small)")
+    else:
+        warnings.warn(f"{owner}: dropping {what}", UserWarning, stacklevel=3)
     return [path for path, (h, w) in zip(paths, sizes, strict=True) if min(h, w) >= patch_size]

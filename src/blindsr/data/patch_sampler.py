@@ -18,7 +18,7 @@ on the target device, so with ``device="cuda"`` the whole training set lives on 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -69,6 +69,7 @@ class PatchSampler:
         skip_small: drop images whose shorter side is below `patch_size` (with a warning) instead of failing.
         seed: run seed; any integer (it is hashed with the step and rank by
             :func:`blindsr.degradations.noise.derive_seed`).
+        note: receives the one line about the images `skip_small` dropped, instead of a ``UserWarning``.
 
     Raises:
         FileNotFoundError: a folder does not exist or contains no images.
@@ -86,12 +87,15 @@ class PatchSampler:
         device: torch.device | str = "cpu",
         skip_small: bool = False,
         seed: int = 0,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         _check_positive_int("patch_size", patch_size)
         _check_positive_int("batch_size", batch_size)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        paths = collect_training_images(folders, patch_size=patch_size, skip_small=skip_small, owner="PatchSampler")
+        paths = collect_training_images(
+            folders, patch_size=patch_size, skip_small=skip_small, owner="PatchSampler", note=note
+        )
 
         self._device = torch.device(device)
         images: list[Tensor] = []

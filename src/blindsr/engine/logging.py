@@ -88,7 +88,9 @@ class RunLogger:
         self._run_dir = Path(run_dir)
         self._total_steps = total_steps
         self._step = start_step
+        self._start_step = start_step
         self._closed = False
+        self._progress = False
         self._file: IO[str] | None = None
         self._bar: tqdm[Any] | None = None
         self._writer: Any = None  # torch.utils.tensorboard.SummaryWriter, typed loosely: imported lazily
@@ -97,8 +99,7 @@ class RunLogger:
 
         self._run_dir.mkdir(parents=True, exist_ok=True)
         self._file = _open_for_append(self._run_dir / LOG_FILENAME, keep_through=start_step)
-        if progress:
-            self._bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, leave=True)
+        self._progress = progress  # the bar itself appears at the first update(), below the start messages
         if tensorboard:
             self._writer = self._open_tensorboard()
 
@@ -152,7 +153,9 @@ class RunLogger:
     def update(self, step: int, postfix: Mapping[str, SupportsFloat]) -> None:
         """Move the progress bar to `step` and show `postfix` (loss, learning rate, ...) next to it.
 
-        Nothing is written to the log. Without a bar (``progress=False``) only the current step is remembered.
+        Nothing is written to the log. Without a bar (``progress=False``) only the current step is remembered. The
+        bar is created by the first call (so the messages of a run's start print above it) and closed when `step`
+        reaches `total_steps` (so its final state is drawn once, and the closing messages print below it).
 
         Args:
             step: the step just completed.
@@ -167,14 +170,27 @@ class RunLogger:
         self._check_open()
         numbers = _to_floats(postfix)
         self._step = step
-        if self._bar is None:
+        if not self._progress:
             return
+        if self._bar is None:
+            self._bar = tqdm(total=self._total_steps, initial=self._start_step, dynamic_ncols=True, leave=True)
         self._bar.set_postfix({name: f"{value:.4g}" for name, value in numbers.items()}, refresh=False)
-        if step >= self._bar.n:
+        if step >= self._total_steps:  # the last step: the final state is drawn once, by close()
+            self._bar.n = step
+            self.end_progress()
+        elif step >= self._bar.n:
             self._bar.update(step - self._bar.n)  # refreshes at most every `mininterval` seconds
         else:
             self._bar.n = step
             self._bar.refresh()
+
+    def end_progress(self) -> None:
+        """Close the progress bar (its last state stays on screen); later messages print below it, and no bar
+        comes back. Called by :meth:`update` at `total_steps`, and by the loop before its closing messages."""
+        self._progress = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def message(self, text: str) -> None:
         """Print `text` above the progress bar and append ``{"step", "kind": "message", "time", "text"}``.
@@ -195,9 +211,7 @@ class RunLogger:
         if self._closed:
             return
         self._closed = True
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self.end_progress()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -8,6 +8,13 @@ device; :mod:`blindsr.cli.train` wires the patch sampler and the benchmark runne
 (one optimiser step: gradient accumulation, the non-finite check, clipping, scheduler, EMA) and :func:`_after_step`
 (logging, validation and ``best/``, checkpoints, ``stop_after``).
 
+Ctrl-C: in a single-process run, SIGINT only sets a flag; the step in progress finishes, a checkpoint of it is saved
+and :func:`fit` raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``), so no completed step is lost. A second
+Ctrl-C, or a ``KeyboardInterrupt`` raised by other code, interrupts at once; the last completed step is still saved
+unless the interrupt came in the middle of the optimiser's update (then the previous checkpoint stands). Under DDP a
+``KeyboardInterrupt`` passes through unchanged (the ranks could be at different steps): the last regular checkpoint
+stands.
+
 Determinism and exact resume: a `BatchSource` gives the micro-batch ``(step, micro, rank)`` (HR patches and the
 ``torch.Generator`` of the step's degradations and noise) as a pure function of those numbers, so nothing about the
 data stream needs saving. A checkpoint holds the networks, the EMA, the optimiser, the scheduler, the gradient
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -54,6 +63,7 @@ __all__ = [
     "FitResult",
     "NonFiniteLossError",
     "TrainingBatch",
+    "TrainingInterrupted",
     "Validator",
     "fit",
 ]
@@ -61,6 +71,17 @@ __all__ = [
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C) after `step` completed steps; `checkpoint` holds that step (None: nothing
+    could be saved, see the message), so ``--resume`` loses no completed step."""
+
+    def __init__(self, message: str, *, step: int, checkpoint: Path | None, run_dir: Path) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.run_dir = run_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +114,9 @@ class BatchSource(Protocol):
     run then asks for the batches of the steps after its checkpoint and gets exactly those the uninterrupted run
     would have used, and each DDP rank reads its own part of every step (the global batch of a data-parallel step is
     the concatenation of the ranks' batches).
+
+    A source may also have ``notes``, a sequence of lines that the loop prints and logs once, after the start message
+    of the run (``blindsr train``'s source names the images ``data.skip_small`` dropped there).
     """
 
     @property
@@ -103,6 +127,12 @@ class BatchSource(Protocol):
     def batch(self, step: int, micro: int, *, rank: int) -> TrainingBatch:
         """Micro-batch `micro` (0 to ``train.accumulate - 1``) of optimiser step `step` (0-based) on `rank`."""
         ...
+
+
+def _notes(data: BatchSource) -> tuple[str, ...]:
+    """A source's optional ``notes`` (lines for the start of a run, e.g. which images were dropped); () without."""
+    notes = getattr(data, "notes", ())
+    return tuple(str(line) for line in notes)
 
 
 Validator = Callable[[Mapping[str, nn.Module], int], Mapping[str, float]]
@@ -252,6 +282,8 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept and named).
+        TrainingInterrupted: Ctrl-C (or another ``KeyboardInterrupt``) in a single-process run, after the last
+            completed step was checkpointed (see the module's notes).
         CheckpointError: a checkpoint could not be written (the previous one survives), no intact checkpoint to
             resume from, or another process is training into `run_dir`.
         ValueError: ``validation.every`` > 0 without `validation`; fp16 without CUDA; resuming beyond
@@ -268,14 +300,75 @@ def fit(
             _write_final(run)
             distributed.barrier(info)
             return run.result()
-        while run.step < cfg.train.total_steps:
-            loss, logs = _step(run)
-            if _after_step(run, loss, logs, stop_after=stop_after):
-                return run.result()
+        ctrl_c = stack.enter_context(_deferred_sigint(enabled=not info.distributed))
+        try:
+            while run.step < cfg.train.total_steps:
+                loss, logs = _step(run)
+                if _after_step(run, loss, logs, stop_after=stop_after):
+                    return run.result()
+                if ctrl_c.requested and run.step < cfg.train.total_steps:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            if info.distributed:
+                raise
+            raise _interrupted(run) from interrupt
         _checkpoint(run)
         _write_final(run)
         distributed.barrier(info)
         return run.result()
+
+
+class _CtrlC:
+    requested: bool = False
+
+
+@contextlib.contextmanager
+def _deferred_sigint(*, enabled: bool) -> Iterator[_CtrlC]:
+    """While training, the first SIGINT sets ``requested`` (the loop stops after the step); the second is Python's.
+
+    Installed only in the main thread and only over Python's own SIGINT handler (an ignored or custom one is left
+    alone).
+    """
+    state = _CtrlC()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield state
+        return
+
+    def request(signum: int, frame: object) -> None:
+        state.requested = True
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+
+    signal.signal(signal.SIGINT, request)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(run: _Run) -> TrainingInterrupted:
+    """Checkpoint the last completed step (unless saved already, or the optimiser's update was cut in the middle)."""
+    run.logger.end_progress()
+    checkpoint: Path | None = None
+    if run.updating:
+        last = latest_checkpoint(run.run_dir)
+        checkpoint = last
+        text = f"interrupted during the update of step {run.step + 1}; " + (
+            f"the last checkpoint is {last.name}" if last else "no checkpoint was written yet"
+        )
+    elif run.step == run.saved_step:
+        checkpoint = latest_checkpoint(run.run_dir)
+        text = f"interrupted at step {run.step}" + (f"; checkpoint {checkpoint.name}" if checkpoint else "")
+    elif run.step == 0:
+        text = "interrupted before the first step; nothing to save"
+    else:
+        checkpoint = _checkpoint(run)
+        text = f"interrupted at step {run.step}; saved checkpoint {checkpoint.name if checkpoint else ''}"
+    run.logger.message(text)
+    return TrainingInterrupted(text, step=run.step, checkpoint=checkpoint, run_dir=run.run_dir)
 
 
 @dataclass(slots=True, eq=False)
@@ -300,6 +393,8 @@ class _Run:
     best_step: int | None
     last_loss: float
     steps_this_call: int = 0
+    saved_step: int = -1  # the step of the newest checkpoint this call wrote or resumed from
+    updating: bool = False  # inside the optimiser's update of a step (a checkpoint now would be inconsistent)
     t_last: float = 0.0  # time and step of the last train record, for it/s
     step_last: int = 0
 
@@ -403,7 +498,7 @@ def _setup(
         f"batch {cfg.data.batch_size}x{info.world_size}x{tc.accumulate}, {tc.precision}"
         + (f", resumed at step {start_step}" if resume else "")
     )
-    for line in notes:
+    for line in (*notes, *_notes(data)):
         logger.message(line)
     for line in inits:
         logger.message(f"init: {line}")
@@ -425,6 +520,7 @@ def _setup(
         best_metric=best_metric,
         best_step=best_step,
         last_loss=last_loss,
+        saved_step=start_step if resume else -1,
         t_last=time.perf_counter(),
         step_last=start_step,
     )
@@ -462,6 +558,7 @@ def _step(run: _Run) -> tuple[float, dict[str, float]]:
         total += float(out.loss.detach()) / tc.accumulate
         for k, v in out.logs.items():
             logs[k] = logs.get(k, 0.0) + float(v) / tc.accumulate
+    run.updating = True
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     if tc.grad_clip > 0:
@@ -476,6 +573,7 @@ def _step(run: _Run) -> tuple[float, dict[str, float]]:
     if run.ema is not None:
         run.ema.update(run.networks, step=step)
     run.step += 1
+    run.updating = False
     run.steps_this_call += 1
     run.last_loss = total
     return total, logs
@@ -513,6 +611,7 @@ def _after_step(run: _Run, loss: float, logs: Mapping[str, float], *, stop_after
     if stop_after is not None and run.steps_this_call >= stop_after and step < total_steps:
         if not saved:
             _checkpoint(run)
+        run.logger.end_progress()
         run.logger.message(f"stopped after {run.steps_this_call} steps at step {step}; resume with --resume")
         return True
     return False
@@ -555,6 +654,7 @@ def _checkpoint(run: _Run) -> Path | None:
             extra=run.extra(),
             keep_last=run.cfg.checkpoint.keep_last,
         )
+    run.saved_step = run.step
     distributed.barrier(run.info)
     return path
 
@@ -563,6 +663,7 @@ def _write_final(run: _Run) -> None:
     """Rank 0 writes ``final/networks.safetensors`` (and ``final/ema.safetensors``): what later stages read."""
     if not run.info.is_main:
         return
+    run.logger.end_progress()
     final = run.run_dir / "final"
     final.mkdir(exist_ok=True)
     save_weights(run.networks, final / "networks.safetensors", metadata={"step": str(run.step)})
