@@ -20,9 +20,9 @@ def _seed() -> None:
 
 
 def shared_data_root() -> Path | None:
-    """`../shared/data` next to the checkout (or $BLINDSR_SHARED_DATA), None when absent."""
-    env = os.environ.get("BLINDSR_SHARED_DATA")
-    candidates = [Path(env)] if env else []
+    """$BLINDSR_DATA (the data root `blindsr train` uses; $BLINDSR_SHARED_DATA is the older name), else
+    `../shared/data` next to the checkout; None when it holds no Set5."""
+    candidates = [Path(env) for name in ("BLINDSR_DATA", "BLINDSR_SHARED_DATA") if (env := os.environ.get(name))]
     candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
     for c in candidates:
         if (c / "Set5" / "HR").is_dir():
@@ -34,5 +34,5 @@ def shared_data_root() -> Path | None:
 def shared_data() -> Path:
     root = shared_data_root()
     if root is None:
-        pytest.skip("shared benchmark data not found (set BLINDSR_SHARED_DATA or place it at ../shared/data)")
+        pytest.skip("shared benchmark data not found (set BLINDSR_DATA or place it at ../shared/data)")
     return root

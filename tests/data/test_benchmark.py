@@ -147,7 +147,7 @@ def test_bad_scale_and_tiny_image(root: Path) -> None:
 
 
 def _shared_data() -> Path:
-    env = os.environ.get("BLINDSR_SHARED_DATA")
+    env = os.environ.get("BLINDSR_DATA") or os.environ.get("BLINDSR_SHARED_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
