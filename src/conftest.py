@@ -58,5 +58,5 @@ def pytest_collect_file(
     if not missing or not any(c is not None for c in collected):
         return collected
     stand_in = _SkippedExamples.from_parent(parent, path=file_path)
-    stand_in.reason = f"examples need {', '.join(missing)}: pip install 'blindsr[{extra}]'"
+    stand_in.reason = f"examples need {', '.join(missing)}: pip install -e '.[{extra}]' (in the clone)"
     return [stand_in]

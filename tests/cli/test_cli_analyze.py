@@ -132,7 +132,7 @@ def test_idr_without_matplotlib(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     argv = ["analyze", "idr", "-m", str(files["student"]), "--data-root", str(files["data"]), "--dataset", "Set5"]
     assert main([*argv, "-o", str(tmp_path / "x.png")]) == 2
-    _one_line_error(capsys, "pip install 'blindsr[analysis]'")
+    _one_line_error(capsys, "pip install -e '.[analysis]' (in the clone)")
 
 
 def test_rdam(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

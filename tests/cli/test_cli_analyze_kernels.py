@@ -154,4 +154,4 @@ def test_kernels_without_matplotlib(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     argv = ["analyze", "kernels", "-m", str(files["dmsr"]), "--data-root", str(files["data"])]
     assert main([*argv, "-o", str(tmp_path / "x.png")]) == 2
-    _one_line_error(capsys, "pip install 'blindsr[analysis]'")
+    _one_line_error(capsys, "pip install -e '.[analysis]'")

@@ -70,7 +70,7 @@ def test_export_onnx_failures_are_one_line(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert main(["export-onnx", "-m", str(release), "-o", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert "pip install 'blindsr[export]'" in err and err.count("\n") == 1
+    assert "pip install -e '.[export]'" in err and err.count("\n") == 1
 
 
 def test_export_onnx_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@
 * :mod:`~blindsr.analysis.kernels`: DMSR's estimated blur kernel width and noise level against the true ones;
 * :mod:`~blindsr.analysis.tsne`, :mod:`~blindsr.analysis.separability`: exact t-SNE, silhouette and k-NN accuracy
   in NumPy; :mod:`~blindsr.analysis.synth`: the degradation sets and their seeded synthesis;
-* :mod:`~blindsr.analysis.plots`: the figures (matplotlib, optional: ``pip install 'blindsr[analysis]'``).
+* :mod:`~blindsr.analysis.plots`: the figures (matplotlib, optional: ``pip install -e '.[analysis]' (in the clone)``).
 
 Each ``blindsr analyze`` command is one call here that returns a frozen result object, whose ``.summary()`` is the
 text the command prints and whose ``.save(path, *, overwrite=False)`` writes its raw data atomically

@@ -1,8 +1,9 @@
 """The PNG figures of ``blindsr analyze``, drawn with matplotlib's object API on the Agg canvas.
 
-matplotlib is an optional dependency (``pip install 'blindsr[analysis]'``). It is imported inside the functions,
-never through ``pyplot``: no global backend is switched, no window opens, and importing :mod:`blindsr.analysis`
-works without it. :func:`require_matplotlib` fails early with a one-line message when it is missing.
+matplotlib is an optional dependency (in the clone: ``pip install -e '.[analysis]'``). It is imported inside the
+functions, never through ``pyplot``: no global backend is switched, no window opens, and importing
+:mod:`blindsr.analysis` works without it. :func:`require_matplotlib` fails early with a one-line message when it
+is missing.
 
 The ``plot_*`` functions draw from plain arrays; the ``plot_*_report`` functions draw the figure of a result object
 of :mod:`blindsr.analysis` with the titles ``blindsr analyze`` gives it.
@@ -42,7 +43,7 @@ __all__ = [
     "require_matplotlib",
 ]
 
-INSTALL_HINT = "pip install 'blindsr[analysis]'"
+INSTALL_HINT = "pip install -e '.[analysis]' (in the clone)"
 
 
 class MatplotlibMissingError(ImportError):

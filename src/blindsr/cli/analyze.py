@@ -34,8 +34,8 @@ prints a short summary.
   blindsr analyze adaptation --mln runs/mrda/pretrain --mln runs/mrda/meta --data-root DATA --dataset Set5 -o mln.png
   blindsr analyze kernels -m dmsr-x4 --data-root DATA --dataset Set5 -o kernels.png
 
-The plots need matplotlib: pip install 'blindsr[analysis]'. Exit status: 0 on success, 2 for errors you can fix
-(a missing folder, a model without IDR, RDAM or kernel estimate, an image too small), printed as one line."""
+The plots need matplotlib (in the clone: pip install -e '.[analysis]'). Exit status: 0 on success, 2 for errors you
+can fix (a missing folder, a model without IDR, RDAM or kernel estimate, an image too small), printed as one line."""
 
 _IDR_DESCRIPTION = """t-SNE of the implicit degradation representation (IDR) of an MRDA student (paper Fig. 7, 8).
 

@@ -22,7 +22,7 @@ file; only its own folder is created.
 
 Exporter: the TorchScript-based one (torch's dynamo=False, "legacy") by default: on DMSR it exported 13-56x faster
 than the torch.export-based one, with the same errors; --dynamo selects the latter (needs onnxscript). Needs the
-optional dependencies: pip install 'blindsr[export]'."""
+optional dependencies: pip install -e '.[export]' (in the clone)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

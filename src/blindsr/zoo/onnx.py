@@ -80,7 +80,7 @@ __all__ = [
     "require_onnx",
 ]
 
-EXPORT_INSTALL_HINT = "pip install 'blindsr[export]'"
+EXPORT_INSTALL_HINT = "pip install -e '.[export]' (in the clone)"
 TRACE_SHAPE: tuple[int, int, int, int] = (1, 3, 48, 56)
 """The example input the graph is traced with (N, C, H, W)."""
 PARITY_SHAPES: tuple[tuple[int, int, int, int], ...] = ((1, 3, 37, 53), (2, 3, 64, 48))
@@ -119,7 +119,7 @@ def require_onnx(*, runtime: bool = True, dynamo: bool = False) -> None:
         dynamo: also require onnxscript (torch's ``dynamo=True`` exporter).
 
     Raises:
-        OnnxDependencyError: one is missing; the message names it and says ``pip install 'blindsr[export]'``.
+        OnnxDependencyError: one is missing; the message names it and the install line.
     """
     needed = ["onnx"] + (["onnxscript"] if dynamo else []) + (["onnxruntime"] if runtime else [])
     missing = []
