@@ -19,7 +19,7 @@ install: $(STAMP)  ## create .venv and install blindsr with its dev tools
 demo: $(STAMP)  ## upscale the bundled samples; writes demo_output/ and demo_output/report.md
 	$(BIN)/blindsr demo -o demo_output
 
-test: $(STAMP)  ## the full test suite (CPU, about 3.5 minutes on 2 cores)
+test: $(STAMP)  ## the full test suite (CPU, about 3.5-4.5 minutes on 2 cores)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)  ## ruff lint + format check + mypy (also run by the test suite)

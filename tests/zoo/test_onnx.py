@@ -117,7 +117,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_missing_dependency_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
-    with pytest.raises(zoo_onnx.OnnxDependencyError, match=r"onnxruntime.*pip install 'blindsr\[export\]'"):
+    with pytest.raises(zoo_onnx.OnnxDependencyError, match=r"onnxruntime.*pip install -e '\.\[export\]'"):
         zoo_onnx.require_onnx()
     pytest.importorskip("onnx")
     zoo_onnx.require_onnx(runtime=False)  # the exporter alone does not need onnxruntime
