@@ -21,6 +21,7 @@ from blindsr.degradations.spec import DegradationParams, Pipeline
 from blindsr.ops.checks import check_image_batch
 from blindsr.ops.color import quantize_uint8
 from blindsr.ops.filter import filter2d_per_sample
+from blindsr.ops.precision import fp32_region
 from blindsr.ops.resize import bicubic_downscale
 
 __all__ = ["DegradationResult", "blur_downscale", "degrade", "synthesize_lr"]
@@ -63,10 +64,12 @@ def blur_downscale(
         bicubic_border: ``"symmetric"`` (MATLAB) or ``"replicate"`` (MRDA/DASR reference code).
 
     Returns:
-        (B, C, H / scale, W / scale), not clipped.
+        (B, C, H / scale, W / scale) in `hr`'s dtype, not clipped. Computed without autocast (training data is never
+        synthesised in bf16: a bf16 blur moves an 8-bit LR pixel by up to 2.5 levels; blindsr.ops.precision).
     """
-    blurred = filter2d_per_sample(hr, kernels, padding=padding)  # type: ignore[arg-type]
-    return bicubic_downscale(blurred, scale, border=bicubic_border)  # type: ignore[arg-type]
+    with fp32_region(hr.device):
+        blurred = filter2d_per_sample(hr, kernels, padding=padding)  # type: ignore[arg-type]
+        return bicubic_downscale(blurred, scale, border=bicubic_border)  # type: ignore[arg-type]
 
 
 def synthesize_lr(

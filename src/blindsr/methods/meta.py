@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from blindsr.ops.precision import fp32_region
+
 __all__ = ["GradOrder", "inner_adapt", "meta_parameters"]
 
 GradOrder = Literal["none", "first", "second"]
@@ -50,7 +52,11 @@ def inner_adapt(
     adapt: Callable[[str], bool] | None = None,
     order: GradOrder = "first",
 ) -> dict[str, Tensor]:
-    """`steps` plain SGD steps on ``loss_fn(module(*inputs))``, functionally.
+    """`steps` plain SGD steps on ``loss_fn(module(*inputs))``, functionally, in fp32 under any autocast.
+
+    The steps run in :func:`~blindsr.ops.precision.fp32_region`: an inner update is a few 1e-6 of a weight, which a
+    bf16 autocast would round away. Forwards of the *returned* weights must run in that region too (the callers'
+    query losses and features do).
 
     Args:
         module: the network (its own parameters are never modified).
@@ -81,7 +87,8 @@ def inner_adapt(
     current: dict[str, Tensor] = dict(params)
     if order == "none":
         current = {n: (t.detach().requires_grad_(True) if n in names else t.detach()) for n, t in current.items()}
-    with torch.enable_grad():
+    device = next(iter(current.values())).device if current else torch.device("cpu")
+    with torch.enable_grad(), fp32_region(device):  # the inner loop is always fp32 (blindsr.ops.precision)
         for rate in rates:
             loss = loss_fn(functional_call(module, current, tuple(inputs)))
             grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=order == "second")

@@ -17,6 +17,7 @@ from blindsr.methods.meta import inner_adapt, meta_parameters
 from blindsr.methods.mrda.options import AdaptationOptions, SRNetOptions
 from blindsr.methods.mrda.shared import l1, on_device, single_process
 from blindsr.nets.mrda import MetaLearningNetwork
+from blindsr.ops.precision import fp32_region
 from blindsr.types import Scale
 
 __all__ = ["AdaptingStage", "LoadWatch", "adapt_mln_features"]
@@ -28,7 +29,8 @@ def adapt_mln_features(
     """Alg. 2 l. 4-10: adapt the MLN to one (LR, HR) batch from its current weights and return D′ (detached).
 
     Adaptation is functional (:func:`~blindsr.methods.meta.inner_adapt`, ``order="none"``): the MLN's own weights
-    are the start of every call, so calling this once per batch *is* the per-batch reset to theta_M.
+    are the start of every call, so calling this once per batch *is* the per-batch reset to theta_M. Everything
+    here runs in fp32 under any autocast (:mod:`blindsr.ops.precision`).
 
     Args:
         mln: the frozen MLN (meta-weights).
@@ -59,7 +61,7 @@ def adapt_mln_features(
         order="none",
     )
     logs: dict[str, float | Tensor] = {}
-    with torch.no_grad():
+    with torch.no_grad(), fp32_region(lr.device):  # the adapted weights' update would vanish in bf16
         if options.log_adaptation:
             out = functional_call(mln, adapted, (lr,))
             features = out.features

@@ -14,6 +14,7 @@ from blindsr.methods.meta import inner_adapt, meta_parameters
 from blindsr.methods.mrda.options import MRDAMetaOptions
 from blindsr.methods.mrda.shared import check_scale, l1, mln_inference, plain
 from blindsr.nets.mrda import MetaLearningNetwork
+from blindsr.ops.precision import fp32_region
 from blindsr.types import Release, StepOutput, UpscaleFn
 
 __all__ = ["MRDAMetaMethod", "MetaTask"]
@@ -88,35 +89,38 @@ class MRDAMetaMethod:
         """One meta-step: per task, n inner SGD steps on the support L1, then the query L1 at the adapted weights.
 
         Returns the mean (or sum) of the query losses; its gradient reaches the meta-weights (first-order: through
-        the identity theta_i = theta_M - alpha g, g a constant; second-order: through g as well).
+        the identity theta_i = theta_M - alpha g, g a constant; second-order: through g as well). The step runs in
+        fp32 whatever ``train.precision`` says (docs/training.md, "Precision policy").
         """
         o = self.options
         mln = plain(nets["mln"], why="the MAML stage")
         theta = meta_parameters(mln)
         outer, pre, post = [], [], []
-        for task in self.sample_tasks(hr, generator):
-            record: dict[str, Tensor] = {}
+        tasks = self.sample_tasks(hr, generator)
+        with fp32_region(hr.device):  # the whole stage is MAML: fp32 under any autocast (blindsr.ops.precision)
+            for task in tasks:
+                record: dict[str, Tensor] = {}
 
-            def inner_loss(out: Any, target: Tensor = task.support_hr, rec: dict[str, Tensor] = record) -> Tensor:
-                loss = l1(out.sr, target)
-                rec.setdefault("pre", loss.detach())
-                return loss
+                def inner_loss(out: Any, target: Tensor = task.support_hr, rec: dict[str, Tensor] = record) -> Tensor:
+                    loss = l1(out.sr, target)
+                    rec.setdefault("pre", loss.detach())
+                    return loss
 
-            adapted = inner_adapt(
-                mln,
-                theta,
-                inner_loss,
-                (task.support_lr,),
-                steps=o.inner_steps,
-                lr=o.step_sizes(),
-                adapt=o.adapts,
-                order=o.order,
-            )
-            outer.append(l1(functional_call(mln, adapted, (task.query_lr,)).sr, task.query_hr))
-            pre.append(record["pre"])
-            if o.log_adaptation:
-                with torch.no_grad():
-                    post.append(l1(functional_call(mln, adapted, (task.support_lr,)).sr, task.support_hr))
+                adapted = inner_adapt(
+                    mln,
+                    theta,
+                    inner_loss,
+                    (task.support_lr,),
+                    steps=o.inner_steps,
+                    lr=o.step_sizes(),
+                    adapt=o.adapts,
+                    order=o.order,
+                )
+                outer.append(l1(functional_call(mln, adapted, (task.query_lr,)).sr, task.query_hr))
+                pre.append(record["pre"])
+                if o.log_adaptation:
+                    with torch.no_grad():
+                        post.append(l1(functional_call(mln, adapted, (task.support_lr,)).sr, task.support_hr))
         stacked = torch.stack(outer)
         loss = stacked.mean() if o.outer_reduction == "mean" else stacked.sum()
         logs: dict[str, float | Tensor] = {"query_l1": stacked.detach().mean(), "inner_l1_pre": torch.stack(pre).mean()}
